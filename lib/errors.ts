@@ -1,0 +1,27 @@
+import createError from '@fastify/error'
+
+// Stable codes: clients and tests match on `code`, never on the message text.
+export const errors = {
+  /** A plugin option is invalid; thrown at `register`. */
+  InvalidOption: createError('FST_LONGPOLL_INVALID_OPTION', 'Invalid option "%s": %s', 500),
+  /** The cursor is malformed, or points past the channel's newest message. */
+  BadCursor: createError('FST_LONGPOLL_BAD_CURSOR', 'Invalid cursor "%s": %s', 400),
+  /** The channel name does not match the channel pattern. */
+  BadChannel: createError('FST_LONGPOLL_BAD_CHANNEL', 'Invalid channel "%s": it must match %s', 400),
+  /** A push without `data` (undefined is not JSON). */
+  MissingData: createError('FST_LONGPOLL_MISSING_DATA', 'A message needs "data": any JSON value', 400),
+  /** Server-side push of a value JSON cannot encode (a BigInt, a cycle). */
+  BadData: createError('FST_LONGPOLL_BAD_DATA', 'The message data is not JSON: %s', 400),
+  /** The serialized message is larger than `maxMessageBytes`. */
+  MessageTooLarge: createError('FST_LONGPOLL_MESSAGE_TOO_LARGE', 'The message is %d bytes; the limit is %d', 413),
+  /** The `authorize` hook denied the action. */
+  Forbidden: createError('FST_LONGPOLL_FORBIDDEN', 'Not allowed to %s on channel "%s"', 403),
+  /** `maxHeldPolls` is reached; the client should retry after `Retry-After` seconds. */
+  TooManyPolls: createError('FST_LONGPOLL_TOO_MANY_POLLS', 'This server holds %d polls, its limit; retry later', 503),
+  /** The server is closing; held and arriving polls are answered with this so clients reconnect elsewhere. */
+  Closing: createError('FST_LONGPOLL_CLOSING', 'The server is closing; reconnect', 503),
+  /** The store could not be reached or failed; nothing was stored. */
+  StoreUnavailable: createError('FST_LONGPOLL_STORE_UNAVAILABLE', 'The message store is unavailable: %s', 503),
+  /** The notifier could not subscribe the channel, so the poll could not be held safely. */
+  NotifierUnavailable: createError('FST_LONGPOLL_NOTIFIER_UNAVAILABLE', 'The notifier is unavailable: %s', 503)
+}

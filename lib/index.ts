@@ -1,0 +1,14 @@
+import { fastifyLongpoll } from './plugin.js'
+
+export { fastifyLongpoll }
+export default fastifyLongpoll
+
+export { errors } from './errors.js'
+export { formatCursor, parsePosition, type Cursor, type Position } from './cursor.js'
+export { DEFAULT_CHANNEL_PATTERN, type Authorize, type AuthorizeContext, type LongPollAction, type LongPollOptions } from './options.js'
+export type { LongPollApi, LongPollStats, PushResult } from './longpoll.js'
+export type { PollAnswerBody, PollMessage } from './schemas.js'
+export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
+export type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './stores/types.js'
+export { MemoryBus, MemoryNotifier, type MemoryNotifierOptions } from './notifiers/memory.js'
+export type { ChannelEvent, LongPollNotifier, NotifierHandlers } from './notifiers/types.js'

@@ -1,0 +1,139 @@
+import type { FastifyRequest } from 'fastify'
+import { errors } from './errors.js'
+import { MemoryStore } from './stores/memory.js'
+import { MemoryNotifier } from './notifiers/memory.js'
+import type { LongPollStore } from './stores/types.js'
+import type { LongPollNotifier } from './notifiers/types.js'
+
+export type LongPollAction = 'poll' | 'push' | 'disconnect'
+
+export interface AuthorizeContext {
+  action: LongPollAction
+  channel: string
+}
+
+/** Return `true` to allow; anything else answers 403. A thrown error answers 500 (or its own statusCode). */
+export type Authorize = (request: FastifyRequest, context: AuthorizeContext) => boolean | Promise<boolean>
+
+export interface LongPollOptions {
+  /** Route prefix, e.g. `/lp` gives `/lp/poll`, `/lp/push`, `/lp/disconnect`. Default: none. */
+  prefix?: string
+  /** Where messages live. Default: `new MemoryStore()`. The plugin closes it on `app.close()`. */
+  store?: LongPollStore
+  /** What wakes held polls. Default: `new MemoryNotifier()`. The plugin closes it on `app.close()`. */
+  notifier?: LongPollNotifier
+  /** Milliseconds a poll is held when it gives no `timeout`. Default 30000. */
+  timeout?: number
+  /** Upper bound for a poll's `timeout`; larger values are clamped. Default 60000. */
+  maxTimeout?: number
+  /** Most messages in one answer, and the upper bound of `limit`. Default 100. */
+  maxBatch?: number
+  /** Messages retained per channel. Default 1000. */
+  maxMessages?: number
+  /** Milliseconds a message is retained. Default 3600000 (one hour). */
+  messageTtl?: number
+  /** Largest message, as the bytes of its JSON `data`. Default 65536. */
+  maxMessageBytes?: number
+  /** Polls this instance holds at most; past it, polls answer 503 with `Retry-After`. Default 50000. */
+  maxHeldPolls?: number
+  /** Seconds sent in `Retry-After` with 503 answers. Default 1. */
+  retryAfter?: number
+  /** What a channel name must match. Default `/^[A-Za-z0-9._:@-]{1,200}$/`. No flags. */
+  channelPattern?: RegExp | string
+  /** Called before every poll, push and disconnect (sync or async). */
+  authorize?: Authorize
+}
+
+export interface NormalizedOptions {
+  prefix: string
+  store: LongPollStore
+  notifier: LongPollNotifier
+  timeout: number
+  maxTimeout: number
+  maxBatch: number
+  maxMessages: number
+  messageTtl: number
+  maxMessageBytes: number
+  maxHeldPolls: number
+  retryAfter: number
+  channelPattern: RegExp
+  authorize: Authorize | null
+}
+
+export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
+
+// Fastify's own register options arrive in the same object as ours.
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+const KNOWN = new Set([
+  'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize'
+])
+
+export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
+  if (options === null || typeof options !== 'object') throw new errors.InvalidOption('options', 'must be an object')
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key) && !FASTIFY_REGISTER_OPTIONS.has(key)) throw new errors.InvalidOption(key, 'is not an option of fastify-longpoll')
+  }
+  const maxTimeout = integer(options, 'maxTimeout', 60_000, 1)
+  const timeout = integer(options, 'timeout', 30_000, 0)
+  if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
+  return {
+    prefix: prefix(options.prefix),
+    store: implementation(options, 'store', ['append', 'read', 'delete', 'close']) ?? new MemoryStore(),
+    notifier: implementation(options, 'notifier', ['start', 'subscribe', 'unsubscribe', 'publish', 'close']) ?? new MemoryNotifier(),
+    timeout,
+    maxTimeout,
+    maxBatch: integer(options, 'maxBatch', 100, 1),
+    maxMessages: integer(options, 'maxMessages', 1000, 1),
+    messageTtl: integer(options, 'messageTtl', 3_600_000, 1),
+    maxMessageBytes: integer(options, 'maxMessageBytes', 65_536, 1),
+    maxHeldPolls: integer(options, 'maxHeldPolls', 50_000, 0),
+    retryAfter: integer(options, 'retryAfter', 1, 0),
+    channelPattern: channelPattern(options.channelPattern),
+    authorize: authorizeHook(options.authorize)
+  }
+}
+
+function integer (options: LongPollOptions, name: keyof LongPollOptions, fallback: number, min: number): number {
+  const value = options[name]
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new errors.InvalidOption(name, `must be an integer >= ${min}, got ${String(value)}`)
+  }
+  return value
+}
+
+function prefix (value: unknown): string {
+  if (value === undefined) return ''
+  if (typeof value !== 'string' || (value !== '' && !value.startsWith('/'))) throw new errors.InvalidOption('prefix', 'must be a string starting with "/"')
+  return value.endsWith('/') ? value.slice(0, -1) : value
+}
+
+function implementation<K extends 'store' | 'notifier'> (options: LongPollOptions, name: K, methods: string[]): LongPollOptions[K] | undefined {
+  const value = options[name]
+  if (value === undefined) return undefined
+  const missing = methods.filter((method) => typeof (value as unknown as Record<string, unknown>)?.[method] !== 'function')
+  if (missing.length > 0) throw new errors.InvalidOption(name, `must implement ${missing.join(', ')}`)
+  return value
+}
+
+function channelPattern (value: unknown): RegExp {
+  if (value === undefined) return DEFAULT_CHANNEL_PATTERN
+  let pattern: RegExp
+  try {
+    pattern = typeof value === 'string' ? new RegExp(value) : (value as RegExp)
+  } catch (err) {
+    throw new errors.InvalidOption('channelPattern', (err as Error).message)
+  }
+  if (!(pattern instanceof RegExp)) throw new errors.InvalidOption('channelPattern', 'must be a RegExp or a string')
+  // The pattern is also the routes' JSON-schema pattern, where flags cannot be expressed.
+  if (pattern.flags !== '') throw new errors.InvalidOption('channelPattern', 'must have no flags')
+  if (!pattern.source.startsWith('^') || !pattern.source.endsWith('$')) throw new errors.InvalidOption('channelPattern', 'must be anchored with ^ and $')
+  return pattern
+}
+
+function authorizeHook (value: unknown): Authorize | null {
+  if (value === undefined) return null
+  if (typeof value !== 'function') throw new errors.InvalidOption('authorize', 'must be a function (request, { action, channel }) => boolean')
+  return value as Authorize
+}

@@ -1,0 +1,109 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { parsePosition } from './cursor.js'
+import { errors } from './errors.js'
+import { LongPoll, type LongPollApi } from './longpoll.js'
+import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
+import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pushBody, PushAnswer } from './schemas.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Server-side push, disconnect and stats of fastify-longpoll. */
+    longpoll: LongPollApi
+  }
+}
+
+const errorAnswers = { 400: ErrorAnswer, 403: ErrorAnswer, 413: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer }
+/** Room for `{"channel":…,"data":…}` around the data, whose own size `maxMessageBytes` bounds. */
+const PUSH_ENVELOPE_BYTES = 1024
+
+const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) => {
+  const options = normalizeOptions(rawOptions)
+  const longpoll = new LongPoll(options, fastify.log)
+  const { hub } = longpoll
+
+  await options.notifier.start({
+    event: (channel, event) => hub.event(channel, event),
+    resync: () => hub.resync()
+  })
+
+  fastify.decorate('longpoll', Object.freeze({
+    push: (channel: string, data: unknown) => longpoll.push(channel, data),
+    disconnect: (channel: string) => longpoll.disconnect(channel),
+    stats: () => longpoll.stats()
+  }))
+
+  // Two-phase shutdown: held polls are answered first (they would hold the server open), then what the
+  // plugin owns is closed.
+  fastify.addHook('preClose', async () => hub.close())
+  fastify.addHook('onClose', async () => {
+    await Promise.all([options.store.close(), options.notifier.close()])
+  })
+
+  // fastify-plugin makes Fastify ignore `prefix`, so the routes live in an inner, encapsulated plugin.
+  await fastify.register(async (scope) => routes(scope, options, longpoll), { prefix: options.prefix })
+}
+
+async function routes (fastify: FastifyInstance, options: NormalizedOptions, longpoll: LongPoll): Promise<void> {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  const { hub } = longpoll
+
+  async function authorize (request: FastifyRequest, action: LongPollAction, channel: string): Promise<void> {
+    if (options.authorize === null) return
+    if (await options.authorize(request, { action, channel }) !== true) throw new errors.Forbidden(action, channel)
+  }
+
+  // A server-wide handlerTimeout shorter than a held poll would answer held polls with 503: give the poll
+  // route its own, above maxTimeout. With none set, set none (it costs a timer per request).
+  const serverHandlerTimeout = (fastify.initialConfig as { handlerTimeout?: number }).handlerTimeout ?? 0
+  const pollHandlerTimeout = serverHandlerTimeout > 0 && serverHandlerTimeout <= options.maxTimeout + 5_000
+    ? { handlerTimeout: options.maxTimeout + 30_000 }
+    : {}
+
+  app.get('/poll', {
+    ...pollHandlerTimeout,
+    schema: {
+      summary: 'Wait for messages on a channel',
+      querystring: pollQuery(options.channelPattern, options.maxBatch),
+      response: { 200: PollAnswer, ...errorAnswers }
+    }
+  }, async (request, reply) => {
+    const { channel, cursor, timeout, limit } = request.query
+    const position = parsePosition(cursor)
+    await authorize(request, 'poll', channel)
+    const holdFor = Math.min(timeout ?? options.timeout, options.maxTimeout)
+    const batch = limit ?? options.maxBatch
+    if (holdFor === 0) await hub.shortPoll(reply, channel, position, batch)
+    else await hub.hold(reply, channel, position, batch, holdFor)
+    return reply
+  })
+
+  app.post('/push', {
+    bodyLimit: options.maxMessageBytes + PUSH_ENVELOPE_BYTES,
+    schema: {
+      summary: 'Store a message on a channel and wake its polls',
+      body: pushBody(options.channelPattern),
+      response: { 200: PushAnswer, ...errorAnswers }
+    }
+  }, async (request) => {
+    const { channel, data } = request.body
+    await authorize(request, 'push', channel)
+    return longpoll.push(channel, data)
+  })
+
+  app.delete('/disconnect', {
+    schema: {
+      summary: 'Answer every poll held on a channel with `disconnected` and delete its messages',
+      querystring: channelQuery(options.channelPattern),
+      response: { 200: DisconnectAnswer, ...errorAnswers }
+    }
+  }, async (request) => {
+    const { channel } = request.query
+    await authorize(request, 'disconnect', channel)
+    await longpoll.disconnect(channel)
+    return { channel, status: 'disconnected' as const }
+  })
+}
+
+export const fastifyLongpoll = fp(plugin, { fastify: '5.x', name: 'fastify-longpoll' })

@@ -1,0 +1,51 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+// Route schemas. They validate requests (through the TypeBox type provider) and document every answer.
+// Poll answers are written as pre-serialized JSON (see answers.ts), so their schema documents, not encodes.
+
+export function pollQuery (channelPattern: RegExp, maxBatch: number) {
+  return Type.Object({
+    channel: Type.String({ pattern: channelPattern.source, description: 'The channel to poll.' }),
+    cursor: Type.Optional(Type.String({ maxLength: 64, description: '`latest`, or a cursor (or message id) from an earlier answer. Absent: the oldest retained message.' })),
+    timeout: Type.Optional(Type.Integer({ minimum: 0, description: 'Milliseconds to hold the poll; clamped to maxTimeout; 0 answers at once.' })),
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: maxBatch, description: 'Most messages in the answer.' }))
+  }, { additionalProperties: true })
+}
+
+export function pushBody (channelPattern: RegExp) {
+  return Type.Object({
+    channel: Type.String({ pattern: channelPattern.source }),
+    data: Type.Unknown({ description: 'Any JSON value.' })
+  })
+}
+
+export function channelQuery (channelPattern: RegExp) {
+  return Type.Object({ channel: Type.String({ pattern: channelPattern.source }) })
+}
+
+export const Message = Type.Object({
+  id: Type.String(),
+  data: Type.Unknown(),
+  time: Type.Integer({ description: 'Milliseconds since the Unix epoch when the message was stored.' })
+})
+
+export const PollAnswer = Type.Object({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('timeout'), Type.Literal('disconnected')]),
+  messages: Type.Array(Message),
+  cursor: Type.String(),
+  gap: Type.Optional(Type.Literal(true))
+})
+
+export const PushAnswer = Type.Object({ id: Type.String() })
+
+export const DisconnectAnswer = Type.Object({ channel: Type.String(), status: Type.Literal('disconnected') })
+
+export const ErrorAnswer = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String()
+})
+
+export type PollMessage = Static<typeof Message>
+export type PollAnswerBody = Static<typeof PollAnswer>

@@ -1,0 +1,137 @@
+import { errors } from '../errors.js'
+import { formatCursor, newEpoch, type Position } from '../cursor.js'
+import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+
+export interface MemoryStoreOptions {
+  /**
+   * Milliseconds a channel with no retained message is kept after its last use (default one hour).
+   * Keeping it keeps its epoch, so cursors handed out for it stay valid while its clients come and go.
+   */
+  emptyChannelTtl?: number
+  /** Milliseconds between sweeps that drop expired messages and idle channels (default 60 s). */
+  sweepInterval?: number
+}
+
+interface MemoryMessage extends StoredMessage {
+  expiresAt: number
+}
+
+interface MemoryChannel {
+  epoch: string
+  /** Seq of the newest message ever appended in this life (0 before the first). */
+  lastSeq: number
+  /** Retained messages are `messages[head..]`; their seqs are consecutive, so a cursor maps to an index in O(1). */
+  messages: MemoryMessage[]
+  head: number
+  lastUsed: number
+}
+
+/** The default store: one process, nothing to install. Its messages are lost when the process ends. */
+export class MemoryStore implements LongPollStore {
+  private readonly channels = new Map<string, MemoryChannel>()
+  private readonly emptyChannelTtl: number
+  private readonly sweepInterval: number
+  private sweeper: NodeJS.Timeout | null = null
+  private closed = false
+
+  constructor (options: MemoryStoreOptions = {}) {
+    this.emptyChannelTtl = positive(options.emptyChannelTtl ?? 3_600_000, 'emptyChannelTtl')
+    this.sweepInterval = positive(options.sweepInterval ?? 60_000, 'sweepInterval')
+  }
+
+  /** Number of channels held in memory (for tests and stats). */
+  get size (): number {
+    return this.channels.size
+  }
+
+  async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
+    const state = this.channelFor(channel, time)
+    const seq = ++state.lastSeq
+    state.messages.push({ seq, time, json, expiresAt: time + retention.messageTtl })
+    const retained = state.messages.length - state.head
+    if (retained > retention.maxMessages) state.head += retained - retention.maxMessages
+    this.prune(state, time)
+    return { epoch: state.epoch, seq, time }
+  }
+
+  async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
+    const state = this.channelFor(channel, now)
+    this.prune(state, now)
+    const { epoch, lastSeq, messages, head } = state
+    const firstSeq = head < messages.length ? (messages[head] as MemoryMessage).seq : lastSeq + 1
+    if (position === 'latest') return { epoch, messages: [], seq: lastSeq, gap: false }
+
+    let after = firstSeq - 1
+    let gap = false
+    if (position !== 'oldest') {
+      if (position.epoch !== epoch) {
+        gap = true // a cursor from another life: answer from the oldest retained message
+      } else if (position.seq > lastSeq) {
+        throw new errors.BadCursor(formatCursor(position.epoch, position.seq), 'it is past the newest message of the channel')
+      } else {
+        gap = position.seq < firstSeq - 1
+        after = Math.max(position.seq, firstSeq - 1)
+      }
+    }
+    const start = head + (after + 1 - firstSeq)
+    const out: StoredMessage[] = []
+    for (let i = start; i < messages.length && out.length < limit; i++) {
+      const { seq, time, json } = messages[i] as MemoryMessage
+      out.push({ seq, time, json })
+    }
+    return { epoch, messages: out, seq: out.length > 0 ? (out[out.length - 1] as StoredMessage).seq : after, gap }
+  }
+
+  async delete (channel: string): Promise<void> {
+    this.channels.delete(channel)
+  }
+
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.sweeper !== null) clearTimeout(this.sweeper)
+    this.sweeper = null
+  }
+
+  private channelFor (channel: string, now: number): MemoryChannel {
+    let state = this.channels.get(channel)
+    if (state === undefined) {
+      state = { epoch: newEpoch(), lastSeq: 0, messages: [], head: 0, lastUsed: now }
+      this.channels.set(channel, state)
+      this.startSweeper()
+    }
+    state.lastUsed = now
+    return state
+  }
+
+  /** Drops expired messages from the head (messages are in time order) and compacts the array now and then. */
+  private prune (state: MemoryChannel, now: number): void {
+    const { messages } = state
+    while (state.head < messages.length && (messages[state.head] as MemoryMessage).expiresAt <= now) state.head++
+    if (state.head > 64 && state.head * 2 > messages.length) {
+      state.messages = messages.slice(state.head)
+      state.head = 0
+    }
+  }
+
+  private startSweeper (): void {
+    if (this.sweeper !== null || this.closed) return
+    // One unref'd timer re-armed with refresh(): it never keeps the process alive and never overlaps itself.
+    this.sweeper = setTimeout(() => {
+      this.sweep(Date.now())
+      if (this.channels.size > 0) this.sweeper?.refresh()
+      else this.sweeper = null
+    }, this.sweepInterval).unref()
+  }
+
+  private sweep (now: number): void {
+    for (const [name, state] of this.channels) {
+      this.prune(state, now)
+      if (state.head === state.messages.length && now - state.lastUsed >= this.emptyChannelTtl) this.channels.delete(name)
+    }
+  }
+}
+
+function positive (value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new errors.InvalidOption(name, 'must be a positive integer (milliseconds)')
+  return value
+}

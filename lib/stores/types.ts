@@ -1,0 +1,58 @@
+import type { Position } from '../cursor.js'
+
+/** One stored message. `json` is the message's data already serialized, so it is never re-encoded per poll. */
+export interface StoredMessage {
+  seq: number
+  /** Milliseconds since the epoch when the message was stored. */
+  time: number
+  /** `JSON.stringify(data)`, exactly as pushed. */
+  json: string
+}
+
+/** How long a channel keeps its messages. */
+export interface Retention {
+  /** Messages retained per channel; older ones are trimmed. */
+  maxMessages: number
+  /** Milliseconds a message is retained. */
+  messageTtl: number
+}
+
+export interface AppendResult {
+  epoch: string
+  seq: number
+  time: number
+}
+
+export interface ReadResult {
+  /** The channel's current life. */
+  epoch: string
+  /** Up to `limit` messages after the position, in push order. */
+  messages: StoredMessage[]
+  /** The seq the answer's cursor points at: the last message returned, or, with none, where the read started. */
+  seq: number
+  /**
+   * True when messages between the position and the first message returned (or, with none, the channel's newest)
+   * were expired or trimmed, or when the position came from another life of the channel.
+   */
+  gap: boolean
+}
+
+/**
+ * Where messages live. Implementations must make `append` atomic (concurrent appends, from any number of
+ * processes, get distinct increasing seqs and none is lost) and `read` consistent with every append that has
+ * resolved. Run the exported conformance suite against your own implementation.
+ */
+export interface LongPollStore {
+  /** Stores a message; resolves only once it is durably visible to every later `read`. Creates the channel. */
+  append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult>
+  /**
+   * Reads up to `limit` messages after `position`. For a channel that does not exist yet this creates its
+   * life (an epoch), so the cursor handed back is bound to it. A cursor of the current life whose seq is past
+   * the newest message throws FST_LONGPOLL_BAD_CURSOR.
+   */
+  read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult>
+  /** Deletes the channel and its messages; its next life has a new epoch. */
+  delete (channel: string): Promise<void>
+  /** Releases what the store owns (timers, connections it created). Called by the plugin on `app.close()`. */
+  close (): Promise<void>
+}

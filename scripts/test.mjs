@@ -1,0 +1,31 @@
+// The README's test command (`npm test`): checks what the suite needs, builds, then runs the tap suite
+// (which starts its own redis-server and Chromium) and the type tests.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+
+const missing = []
+if (!onPath('redis-server') || !onPath('redis-cli')) missing.push('redis-server and redis-cli (Debian: apt-get install redis-server)')
+const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+if (!existsSync(chromium)) missing.push(`Chromium at ${chromium} (Debian: apt-get install chromium; or set CHROMIUM_PATH)`)
+if (missing.length > 0) {
+  console.error(`The test suite needs:\n  - ${missing.join('\n  - ')}\nInstall them (as root, \`bash .ci/run\` does it for you) and run \`npm test\` again.`)
+  process.exit(1)
+}
+
+run('node', ['scripts/build.mjs'])
+run('node_modules/.bin/tap', process.argv.slice(2))
+run('node_modules/.bin/tstyche', [])
+
+function run (command, args) {
+  const { status } = spawnSync(command, args, { stdio: 'inherit' })
+  if (status !== 0) process.exit(status ?? 1)
+}
+
+function onPath (command) {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
