@@ -1,0 +1,465 @@
+/**
+ * Conformance suites for stores and notifiers: what fastify-longpoll relies on, as runnable checks. Run them
+ * against your own implementation with any test framework:
+ *
+ * ```ts
+ * import { test } from 'node:test'
+ * import { storeConformance } from 'fastify-longpoll/conformance'
+ * storeConformance({ test, createStore: () => new MyStore() })
+ * ```
+ *
+ * Every check uses channels of its own (random names), so the suites may share a backend with other tests.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { EPOCH_PATTERN, formatCursor, parsePosition } from '../cursor.js'
+import type { LongPollStore, ReadResult, Retention } from '../stores/types.js'
+import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from '../notifiers/types.js'
+
+/** How the suite declares a check: `test` of node:test, tap's `t.test`, vitest's `it`... */
+export type DeclareTest = (name: string, fn: () => Promise<void>) => unknown
+
+export interface StoreConformanceOptions {
+  test: DeclareTest
+  /** A store; the suite closes every store it creates. Stores created by one suite may share a backend. */
+  createStore: () => LongPollStore | Promise<LongPollStore>
+  /** Prepended to every check's name. */
+  name?: string
+  /** How many appends run concurrently in the concurrency check. Default 200. */
+  concurrency?: number
+}
+
+export interface NotifierConformanceOptions {
+  test: DeclareTest
+  /**
+   * A notifier; every notifier created by one run of the suite must share one broker (for MemoryNotifier, one
+   * MemoryBus), like the instances of one deployment. The suite starts and closes them.
+   */
+  createNotifier: () => LongPollNotifier | Promise<LongPollNotifier>
+  name?: string
+  /** Milliseconds to wait for an event before failing. Default 5000. */
+  timeout?: number
+  /** Milliseconds to wait to be reasonably sure an event that must not arrive did not. Default 100. */
+  quietPeriod?: number
+}
+
+const RETENTION: Retention = { maxMessages: 1000, messageTtl: 3_600_000 }
+
+function uniqueChannel (what: string): string {
+  return `conformance.${what}.${randomBytes(6).toString('hex')}`
+}
+
+async function rejectsWithBadCursor (promise: Promise<unknown>, what: string): Promise<void> {
+  await assert.rejects(promise, (err: { code?: string, statusCode?: number }) => {
+    assert.equal(err.code, 'FST_LONGPOLL_BAD_CURSOR', `${what}: code FST_LONGPOLL_BAD_CURSOR`)
+    assert.equal(err.statusCode, 400, `${what}: statusCode 400`)
+    return true
+  })
+}
+
+function seqs (result: ReadResult): number[] {
+  return result.messages.map((message) => message.seq)
+}
+
+export function storeConformance (options: StoreConformanceOptions): void {
+  const prefix = options.name === undefined ? '' : `${options.name}: `
+  const concurrency = options.concurrency ?? 200
+
+  function check (name: string, fn: (store: LongPollStore) => Promise<void>): void {
+    options.test(`${prefix}${name}`, async () => {
+      const store = await options.createStore()
+      try {
+        await fn(store)
+      } finally {
+        await store.close()
+      }
+    })
+  }
+
+  /** Appends `n` messages `{"n":i}` sequentially (so their order is known). */
+  async function fill (store: LongPollStore, channel: string, n: number, time = Date.now(), retention = RETENTION): Promise<string> {
+    let epoch = ''
+    for (let i = 1; i <= n; i++) epoch = (await store.append(channel, JSON.stringify({ n: i }), time, retention)).epoch
+    return epoch
+  }
+
+  check('a first read creates the channel\'s life: an epoch, no messages, seq 0', async (store) => {
+    const channel = uniqueChannel('new')
+    const now = Date.now()
+    const first = await store.read(channel, 'oldest', 10, now)
+    assert.match(first.epoch, EPOCH_PATTERN, 'the epoch matches the cursor grammar')
+    assert.deepEqual({ messages: first.messages, seq: first.seq, gap: first.gap }, { messages: [], seq: 0, gap: false })
+    const latest = await store.read(channel, 'latest', 10, now)
+    assert.equal(latest.epoch, first.epoch, 'the life persists between reads')
+    assert.equal(latest.seq, 0)
+    const cursor = await store.read(channel, { epoch: first.epoch, seq: 0 }, 10, now)
+    assert.deepEqual({ epoch: cursor.epoch, seq: cursor.seq, gap: cursor.gap, n: cursor.messages.length }, { epoch: first.epoch, seq: 0, gap: false, n: 0 })
+    const { epoch, seq } = await store.append(channel, '1', now, RETENTION)
+    assert.equal(epoch, first.epoch, 'messages are appended to the life the read created')
+    assert.equal(seq, 1)
+  })
+
+  check('concurrent first reads of a channel agree on one epoch', async (store) => {
+    const channel = uniqueChannel('race')
+    const now = Date.now()
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.read(channel, 'oldest', 1, now)))
+    assert.equal(new Set(results.map((result) => result.epoch)).size, 1)
+  })
+
+  check('append gives seqs 1, 2, 3… in one epoch and echoes the time', async (store) => {
+    const channel = uniqueChannel('append')
+    const time = Date.now()
+    const results = []
+    for (let i = 0; i < 5; i++) results.push(await store.append(channel, String(i), time + i, RETENTION))
+    assert.deepEqual(results.map((result) => result.seq), [1, 2, 3, 4, 5])
+    assert.equal(new Set(results.map((result) => result.epoch)).size, 1)
+    assert.match((results[0] as { epoch: string }).epoch, EPOCH_PATTERN)
+    assert.deepEqual(results.map((result) => result.time), [0, 1, 2, 3, 4].map((i) => time + i))
+    const read = await store.read(channel, 'oldest', 10, time + 10)
+    assert.deepEqual(read.messages.map((message) => message.time), [0, 1, 2, 3, 4].map((i) => time + i), 'the stored time is read back')
+  })
+
+  check('message json is stored and returned byte for byte, never re-encoded', async (store) => {
+    const channel = uniqueChannel('json')
+    const values = ['{"b":1,"a":2}', '{ "spaced" : [ 1 , 2 ] }', '"a:b:c:d"', '"line\\nbreak and ünïcödé ✓ 🎉"', 'null', '0', '-1.5e3', '[]', JSON.stringify({ big: 'x'.repeat(70_000) })]
+    for (const json of values) await store.append(channel, json, Date.now(), RETENTION)
+    const read = await store.read(channel, 'oldest', values.length, Date.now())
+    assert.deepEqual(read.messages.map((message) => message.json), values)
+  })
+
+  check("'oldest' reads from the oldest retained message; 'latest' returns nothing at the newest seq", async (store) => {
+    const channel = uniqueChannel('positions')
+    const epoch = await fill(store, channel, 5)
+    const oldest = await store.read(channel, 'oldest', 10, Date.now())
+    assert.deepEqual({ epoch: oldest.epoch, seqs: seqs(oldest), seq: oldest.seq, gap: oldest.gap }, { epoch, seqs: [1, 2, 3, 4, 5], seq: 5, gap: false })
+    assert.deepEqual(oldest.messages.map((message) => JSON.parse(message.json).n), [1, 2, 3, 4, 5], 'in push order')
+    const latest = await store.read(channel, 'latest', 10, Date.now())
+    assert.deepEqual({ epoch: latest.epoch, n: latest.messages.length, seq: latest.seq, gap: latest.gap }, { epoch, n: 0, seq: 5, gap: false })
+  })
+
+  check('a cursor reads the messages after it, up to limit; seq is the last one returned', async (store) => {
+    const channel = uniqueChannel('cursor')
+    const epoch = await fill(store, channel, 10)
+    const now = Date.now()
+    const after3 = await store.read(channel, { epoch, seq: 3 }, 4, now)
+    assert.deepEqual({ seqs: seqs(after3), seq: after3.seq, gap: after3.gap }, { seqs: [4, 5, 6, 7], seq: 7, gap: false })
+    const after0 = await store.read(channel, { epoch, seq: 0 }, 100, now)
+    assert.deepEqual({ seqs: seqs(after0), gap: after0.gap }, { seqs: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], gap: false })
+    const atEnd = await store.read(channel, { epoch, seq: 10 }, 100, now)
+    assert.deepEqual({ n: atEnd.messages.length, seq: atEnd.seq, gap: atEnd.gap }, { n: 0, seq: 10, gap: false })
+    const oldestLimited = await store.read(channel, 'oldest', 3, now)
+    assert.deepEqual({ seqs: seqs(oldestLimited), seq: oldestLimited.seq }, { seqs: [1, 2, 3], seq: 3 })
+  })
+
+  check('reading with limit 1 and the returned cursors walks every message exactly once', async (store) => {
+    const channel = uniqueChannel('walk')
+    const epoch = await fill(store, channel, 12)
+    let position: ReturnType<typeof parsePosition> = 'oldest'
+    const seen: number[] = []
+    for (let i = 0; i < 20; i++) {
+      const result = await store.read(channel, position, 1, Date.now())
+      if (result.messages.length === 0) break
+      seen.push(...seqs(result))
+      assert.equal(result.epoch, epoch)
+      // The answer's cursor travels as text and comes back parsed, exactly as over HTTP.
+      position = parsePosition(formatCursor(result.epoch, result.seq))
+    }
+    assert.deepEqual(seen, Array.from({ length: 12 }, (_, i) => i + 1))
+  })
+
+  check('a message id is a cursor: formatCursor(epoch, seq) round-trips through parsePosition', async (store) => {
+    const channel = uniqueChannel('id')
+    await fill(store, channel, 2)
+    const { epoch, seq } = await store.append(channel, '"third"', Date.now(), RETENTION)
+    await fill(store, channel, 2)
+    const id = formatCursor(epoch, seq)
+    const position = parsePosition(id)
+    assert.deepEqual(position, { epoch, seq: 3 })
+    const read = await store.read(channel, position, 10, Date.now())
+    assert.deepEqual(seqs(read), [4, 5])
+  })
+
+  check('a cursor of the current life past the newest message throws FST_LONGPOLL_BAD_CURSOR (400)', async (store) => {
+    const channel = uniqueChannel('past')
+    const epoch = await fill(store, channel, 3)
+    await rejectsWithBadCursor(store.read(channel, { epoch, seq: 4 }, 10, Date.now()), 'seq 4 of 3')
+    await rejectsWithBadCursor(store.read(channel, { epoch, seq: 1e15 }, 10, Date.now()), 'a huge seq')
+    const empty = uniqueChannel('past-empty')
+    const life = await store.read(empty, 'oldest', 10, Date.now())
+    await rejectsWithBadCursor(store.read(empty, { epoch: life.epoch, seq: 1 }, 10, Date.now()), 'seq 1 of an empty channel')
+  })
+
+  check('a cursor from another life reads from the oldest retained message with gap', async (store) => {
+    const channel = uniqueChannel('other-life')
+    const epoch = await fill(store, channel, 4)
+    const other = epoch === 'otherlife' ? 'anotherlife' : 'otherlife'
+    for (const seq of [0, 2, 4, 99]) {
+      const read = await store.read(channel, { epoch: other, seq }, 10, Date.now())
+      assert.deepEqual({ epoch: read.epoch, seqs: seqs(read), seq: read.seq, gap: read.gap }, { epoch, seqs: [1, 2, 3, 4], seq: 4, gap: true }, `seq ${seq} of another life`)
+    }
+    const empty = uniqueChannel('other-life-empty')
+    const read = await store.read(empty, { epoch: other, seq: 7 }, 10, Date.now())
+    assert.deepEqual({ n: read.messages.length, seq: read.seq, gap: read.gap }, { n: 0, seq: 0, gap: true }, 'a channel with no message')
+  })
+
+  check('maxMessages trims the oldest messages; a cursor behind the trim reports a gap', async (store) => {
+    const channel = uniqueChannel('trim')
+    const retention = { maxMessages: 3, messageTtl: RETENTION.messageTtl }
+    const epoch = await fill(store, channel, 7, Date.now(), retention)
+    const now = Date.now()
+    const oldest = await store.read(channel, 'oldest', 10, now)
+    assert.deepEqual({ seqs: seqs(oldest), gap: oldest.gap }, { seqs: [5, 6, 7], gap: false }, 'oldest is never a gap')
+    const behind = await store.read(channel, { epoch, seq: 2 }, 10, now)
+    assert.deepEqual({ seqs: seqs(behind), gap: behind.gap }, { seqs: [5, 6, 7], gap: true }, 'seq 2: messages 3 and 4 were trimmed')
+    const justBefore = await store.read(channel, { epoch, seq: 4 }, 10, now)
+    assert.deepEqual({ seqs: seqs(justBefore), gap: justBefore.gap }, { seqs: [5, 6, 7], gap: false }, 'seq 4: nothing missed')
+    const limited = await store.read(channel, { epoch, seq: 0 }, 2, now)
+    assert.deepEqual({ seqs: seqs(limited), seq: limited.seq, gap: limited.gap }, { seqs: [5, 6], seq: 6, gap: true })
+    const { seq } = await store.append(channel, '8', now, retention)
+    assert.equal(seq, 8, 'trimming never reuses a seq')
+  })
+
+  check('messageTtl expires messages in append order; reads see only live ones', async (store) => {
+    const channel = uniqueChannel('ttl')
+    const retention = { maxMessages: 100, messageTtl: 60_000 }
+    const t0 = Date.now()
+    // Three messages 10 s apart (as the store's clock says), read at chosen instants.
+    for (let i = 0; i < 3; i++) await store.append(channel, String(i + 1), t0 + i * 10_000, retention)
+    const epoch = (await store.read(channel, 'latest', 1, t0 + 20_000)).epoch
+    const live = await store.read(channel, 'oldest', 10, t0 + 59_999)
+    assert.deepEqual(seqs(live), [1, 2, 3], 'a message lives messageTtl ms')
+    const oneGone = await store.read(channel, 'oldest', 10, t0 + 60_000)
+    assert.deepEqual({ seqs: seqs(oneGone), gap: oneGone.gap }, { seqs: [2, 3], gap: false }, 'the first expired at time + messageTtl')
+    const fromZero = await store.read(channel, { epoch, seq: 0 }, 10, t0 + 60_000)
+    assert.deepEqual({ seqs: seqs(fromZero), gap: fromZero.gap }, { seqs: [2, 3], gap: true }, 'a cursor before an expired message reports a gap')
+    const fromOne = await store.read(channel, { epoch, seq: 1 }, 10, t0 + 60_000)
+    assert.deepEqual({ seqs: seqs(fromOne), gap: fromOne.gap }, { seqs: [2, 3], gap: false })
+    const allGone = await store.read(channel, { epoch, seq: 1 }, 10, t0 + 80_000)
+    assert.deepEqual({ n: allGone.messages.length, seq: allGone.seq, gap: allGone.gap, epoch: allGone.epoch }, { n: 0, seq: 3, gap: true, epoch },
+      'with nothing retained the answer moves to the newest seq and reports the gap')
+    const latest = await store.read(channel, 'latest', 10, t0 + 80_000)
+    assert.equal(latest.seq, 3)
+    const { seq } = await store.append(channel, '4', t0 + 80_000, retention)
+    assert.equal(seq, 4, 'the life and its seqs survive the expiry of every message')
+  })
+
+  check('delete removes the messages and starts a new life with a new epoch', async (store) => {
+    const channel = uniqueChannel('delete')
+    const epoch = await fill(store, channel, 3)
+    await store.delete(channel)
+    const after = await store.read(channel, 'oldest', 10, Date.now())
+    assert.notEqual(after.epoch, epoch, 'a new epoch')
+    assert.match(after.epoch, EPOCH_PATTERN)
+    assert.deepEqual({ n: after.messages.length, seq: after.seq, gap: after.gap }, { n: 0, seq: 0, gap: false })
+    const old = await store.read(channel, { epoch, seq: 3 }, 10, Date.now())
+    assert.deepEqual({ epoch: old.epoch, seq: old.seq, gap: old.gap }, { epoch: after.epoch, seq: 0, gap: true }, 'an old cursor is never read as a position in the new life')
+    const appended = await store.append(channel, '"new"', Date.now(), RETENTION)
+    assert.deepEqual({ epoch: appended.epoch, seq: appended.seq }, { epoch: after.epoch, seq: 1 })
+    await store.delete(uniqueChannel('never-existed'))
+  })
+
+  check('an append after delete, with no read between, starts a new life at seq 1', async (store) => {
+    const channel = uniqueChannel('delete-append')
+    const epoch = await fill(store, channel, 2)
+    await store.delete(channel)
+    const appended = await store.append(channel, '1', Date.now(), RETENTION)
+    assert.notEqual(appended.epoch, epoch)
+    assert.equal(appended.seq, 1)
+    const read = await store.read(channel, { epoch, seq: 2 }, 10, Date.now())
+    assert.deepEqual({ seqs: seqs(read), gap: read.gap }, { seqs: [1], gap: true })
+  })
+
+  check('channels are independent', async (store) => {
+    const a = uniqueChannel('a:b@c-d_e')
+    const b = uniqueChannel('a:b@c-d_e')
+    await fill(store, a, 3)
+    await fill(store, b, 1)
+    const readA = await store.read(a, 'oldest', 10, Date.now())
+    const readB = await store.read(b, 'oldest', 10, Date.now())
+    assert.deepEqual([seqs(readA), seqs(readB)], [[1, 2, 3], [1]])
+    await store.delete(a)
+    assert.deepEqual(seqs(await store.read(b, 'oldest', 10, Date.now())), [1], 'deleting one channel leaves the other')
+  })
+
+  check(`${concurrency} concurrent appends get distinct, consecutive seqs and none is lost`, async (store) => {
+    const channel = uniqueChannel('concurrent')
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => store.append(channel, JSON.stringify({ i }), Date.now(), RETENTION)))
+    assert.equal(new Set(results.map((result) => result.epoch)).size, 1, 'one life')
+    assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: concurrency }, (_, i) => i + 1))
+    const bySeq = new Map(results.map((result, i) => [result.seq, i]))
+    let position: ReturnType<typeof parsePosition> = 'oldest'
+    const read: number[] = []
+    for (;;) {
+      const result = await store.read(channel, position, 37, Date.now())
+      if (result.messages.length === 0) break
+      for (const message of result.messages) {
+        assert.equal(JSON.parse(message.json).i, bySeq.get(message.seq), `message ${message.seq} is the one its append was told`)
+        read.push(message.seq)
+      }
+      position = { epoch: result.epoch, seq: result.seq }
+    }
+    assert.deepEqual(read, Array.from({ length: concurrency }, (_, i) => i + 1), 'read back in seq order, each once')
+  })
+
+  check('concurrent appends through two store instances share one sequence', async (store) => {
+    const other = await options.createStore()
+    try {
+      const channel = uniqueChannel('two-stores')
+      const first = await store.read(channel, 'oldest', 1, Date.now())
+      const second = await other.read(channel, 'oldest', 1, Date.now())
+      if (first.epoch !== second.epoch) return // separate backends (e.g. two MemoryStores): nothing to share
+      const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION)))
+      assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1))
+    } finally {
+      await other.close()
+    }
+  })
+}
+
+interface Recorder {
+  notifier: LongPollNotifier
+  events: Array<{ channel: string, event: ChannelEvent }>
+  resyncs: number
+}
+
+export function notifierConformance (options: NotifierConformanceOptions): void {
+  const prefix = options.name === undefined ? '' : `${options.name}: `
+  const timeout = options.timeout ?? 5_000
+  const quietPeriod = options.quietPeriod ?? 100
+
+  function check (name: string, fn: (make: () => Promise<Recorder>) => Promise<void>): void {
+    options.test(`${prefix}${name}`, async () => {
+      const made: Recorder[] = []
+      const make = async (): Promise<Recorder> => {
+        const notifier = await options.createNotifier()
+        const recorder: Recorder = { notifier, events: [], resyncs: 0 }
+        const handlers: NotifierHandlers = {
+          event: (channel, event) => { recorder.events.push({ channel, event }) },
+          resync: () => { recorder.resyncs++ }
+        }
+        made.push(recorder)
+        await notifier.start(handlers)
+        return recorder
+      }
+      try {
+        await fn(make)
+      } finally {
+        await Promise.all(made.map((recorder) => recorder.notifier.close()))
+      }
+    })
+  }
+
+  async function until (condition: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + timeout
+    while (!condition()) {
+      if (Date.now() > deadline) throw new assert.AssertionError({ message: `timed out after ${timeout} ms waiting for ${what}` })
+      await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+  }
+
+  const on = (recorder: Recorder, channel: string): ChannelEvent[] =>
+    recorder.events.filter((entry) => entry.channel === channel).map((entry) => entry.event)
+
+  check('an event published after subscribe resolved is delivered, once, with its fields', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channel = uniqueChannel('deliver')
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'message', epoch: 'abc_DEF-123', seq: 42 })
+    await until(() => on(a, channel).length > 0, 'the event')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    assert.deepEqual(on(a, channel), [{ type: 'message', epoch: 'abc_DEF-123', seq: 42 }])
+  })
+
+  check('the publisher itself receives its own events when subscribed', async (make) => {
+    const a = await make()
+    const channel = uniqueChannel('self')
+    await a.notifier.subscribe(channel)
+    await a.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 })
+    await until(() => on(a, channel).length === 1, 'the event')
+  })
+
+  check('disconnect events are delivered', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channel = uniqueChannel('disconnect')
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'disconnect' })
+    await until(() => on(a, channel).length > 0, 'the disconnect event')
+    assert.deepEqual(on(a, channel), [{ type: 'disconnect' }])
+  })
+
+  check('every subscribed instance receives every event, in publish order', async (make) => {
+    const instances = [await make(), await make(), await make()]
+    const channel = uniqueChannel('fanout')
+    await Promise.all(instances.map((instance) => instance.notifier.subscribe(channel)))
+    const publisher = instances[1] as Recorder
+    for (let seq = 1; seq <= 20; seq++) await publisher.notifier.publish(channel, { type: 'message', epoch: 'e', seq })
+    for (const [i, instance] of instances.entries()) {
+      await until(() => on(instance, channel).length >= 20, `20 events on instance ${i}`)
+      assert.deepEqual(on(instance, channel).map((event) => (event as { seq: number }).seq), Array.from({ length: 20 }, (_, j) => j + 1), `instance ${i}`)
+    }
+  })
+
+  check('events carry their channel; channels with any allowed character work', async (make) => {
+    const a = await make()
+    const b = await make()
+    const one = uniqueChannel('x.y:z@w-v_u')
+    const two = uniqueChannel('x.y:z@w-v_u')
+    await a.notifier.subscribe(one)
+    await a.notifier.subscribe(two)
+    await b.notifier.publish(two, { type: 'message', epoch: 'e', seq: 2 })
+    await b.notifier.publish(one, { type: 'message', epoch: 'e', seq: 1 })
+    await until(() => on(a, one).length === 1 && on(a, two).length === 1, 'both events')
+    assert.deepEqual([on(a, one), on(a, two)], [[{ type: 'message', epoch: 'e', seq: 1 }], [{ type: 'message', epoch: 'e', seq: 2 }]])
+  })
+
+  check('subscribe, unsubscribe and subscribe again: events still arrive, once each', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channel = uniqueChannel('resubscribe')
+    await a.notifier.subscribe(channel)
+    await a.notifier.unsubscribe(channel)
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 })
+    await until(() => on(a, channel).length > 0, 'the event')
+    await a.notifier.unsubscribe(channel)
+    // Delivery after unsubscribe is allowed (unsubscribing is an optimisation the hub does not rely on) ...
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 2 })
+    await until(() => on(a, channel).length >= 2, 'the second event')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    // ... but duplicates are not: one event per publish however often the channel was subscribed.
+    assert.deepEqual(on(a, channel), [{ type: 'message', epoch: 'e', seq: 1 }, { type: 'message', epoch: 'e', seq: 2 }])
+  })
+
+  check('publishing on a channel nobody subscribed resolves', async (make) => {
+    const a = await make()
+    await a.notifier.publish(uniqueChannel('nobody'), { type: 'message', epoch: 'e', seq: 1 })
+    await a.notifier.publish(uniqueChannel('nobody'), { type: 'disconnect' })
+  })
+
+  check('after close, no event reaches the closed instance; the others still receive', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channel = uniqueChannel('close')
+    await a.notifier.subscribe(channel)
+    await b.notifier.subscribe(channel)
+    await a.notifier.close()
+    await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 })
+    await until(() => on(b, channel).length === 1, 'the event on the open instance')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    assert.equal(on(a, channel).length, 0, 'nothing reaches a closed notifier')
+  })
+
+  check('many channels subscribed at once all deliver', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channels = Array.from({ length: 50 }, () => uniqueChannel('many'))
+    await Promise.all(channels.map((channel) => a.notifier.subscribe(channel)))
+    await Promise.all(channels.map((channel, i) => b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: i + 1 })))
+    await until(() => channels.every((channel) => on(a, channel).length === 1), 'an event on each of 50 channels')
+    assert.deepEqual(channels.map((channel) => (on(a, channel)[0] as { seq: number }).seq), channels.map((_, i) => i + 1))
+  })
+}

@@ -1,0 +1,254 @@
+// Type-only: ioredis is an optional peer dependency, so this module must load without it installed.
+import type { Cluster, Redis } from 'ioredis'
+import { errors } from '../errors.js'
+import { checkClient, checkPrefix } from '../stores/redis.js'
+import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from './types.js'
+
+/** Where the notifier reports Redis trouble: `app.log` fits (`{ log: app.log }`). */
+export interface RedisNotifierLogger {
+  error (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  info (obj: object, msg: string): void
+}
+
+export interface RedisNotifierOptions {
+  /**
+   * Your ioredis client (`Redis` or `Cluster`): it publishes, and the notifier `duplicate()`s it once for its
+   * subscriber connection, which it owns and closes. Your client is never closed. On a Cluster the duplicate
+   * uses sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7), so an event only travels within its channel's shard.
+   */
+  redis: Redis | Cluster
+  /** Prefix of the pub/sub channels; use the same as the store's. Default `longpoll:`. */
+  prefix?: string
+  /**
+   * Milliseconds a channel stays subscribed after its last poll leaves (default 2000), so that a client that
+   * re-polls right after each answer costs no SUBSCRIBE/UNSUBSCRIBE per message. 0 unsubscribes at once.
+   */
+  linger?: number
+  /** Milliseconds `publish` may take before it rejects (default 5000); the event may still be delivered later. */
+  commandTimeout?: number
+  /** Reports connection loss and recovery, once per incident. Default: silent. */
+  log?: RedisNotifierLogger
+}
+
+interface Subscription {
+  /** Resolves once Redis acknowledged the SUBSCRIBE. */
+  ready: Promise<void>
+  /** Set while the channel has no poll left and waits to be unsubscribed. */
+  linger: NodeJS.Timeout | null
+}
+
+const silent: RedisNotifierLogger = { error () {}, warn () {}, info () {} }
+/** SUBSCRIBE takes many channels at once; bound the size of one command when re-subscribing thousands. */
+const RESUBSCRIBE_BATCH = 1000
+
+/*
+ * Why linger: a client that re-polls after every answer leaves its channel with no poll for about one round
+ * trip per message. Without linger that costs an UNSUBSCRIBE and a SUBSCRIBE per message per instance — twice
+ * the commands of the append itself (test/redis-commands.test.ts measures 1 EVALSHA + 1 PUBLISH per push) —
+ * and the next poll waits one more round trip for its SUBSCRIBE before it may read. Two seconds of linger
+ * covers the re-poll gap of any client that is not backing off, and costs at most one extra event per push
+ * for a channel nobody polls any more (the hub drops it with one Map lookup).
+ *
+ * Events are a few bytes: `m:<epoch>.<seq>` or `d`; the hub reads the store itself, once for all its polls.
+ */
+export class RedisNotifier implements LongPollNotifier {
+  readonly prefix: string
+  private readonly redis: Redis | Cluster
+  private readonly linger: number
+  private readonly commandTimeout: number
+  private readonly log: RedisNotifierLogger
+  private readonly sharded: boolean
+  private subscriber: Redis | Cluster | null = null
+  private handlers: NotifierHandlers | null = null
+  private readonly subscriptions = new Map<string, Subscription>()
+  /** The subscriber was connected once, so a later 'ready' is a reconnection: events may have been missed. */
+  private connectedOnce = false
+  /** An incident is being reported: log its first error only. */
+  private failing = false
+  private closed = false
+  private readonly listeners: Array<[string, (...args: any[]) => void]> = []
+
+  constructor (options: RedisNotifierOptions) {
+    if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisNotifier', 'expects { redis }')
+    this.redis = checkClient(options.redis, 'RedisNotifier')
+    this.prefix = checkPrefix(options.prefix)
+    this.linger = nonNegative(options.linger ?? 2_000, 'linger')
+    this.commandTimeout = nonNegative(options.commandTimeout ?? 5_000, 'commandTimeout')
+    this.log = options.log ?? silent
+    this.sharded = (this.redis as Cluster).isCluster === true
+  }
+
+  start (handlers: NotifierHandlers): void {
+    if (this.subscriber !== null) throw new Error('RedisNotifier.start() was called twice: use one notifier per app')
+    this.handlers = handlers
+    // Our own connection, with the options this code relies on whatever the user's client says: commands
+    // queue while it reconnects, and it re-subscribes under our control (see onReady) rather than ioredis's.
+    const subscriber = this.sharded
+      ? (this.redis as Cluster).duplicate([], { shardedSubscribers: true, enableOfflineQueue: true })
+      : (this.redis as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false })
+    this.subscriber = subscriber
+    const on = (event: string, listener: (...args: any[]) => void): void => {
+      subscriber.on(event, listener)
+      this.listeners.push([event, listener])
+    }
+    on(this.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.onMessage(channel, payload))
+    on('error', (err: Error) => this.onError(err))
+    on('node error', (err: Error) => this.onError(err))
+    if (this.sharded) {
+      // ioredis re-creates the shard subscribers after a topology change or a lost node, re-sends SSUBSCRIBE
+      // without waiting for the acknowledgements, then emits 'subscribersReady'.
+      on('subscribersReady', () => this.onReady())
+      on('-node', () => this.onDrop())
+    } else {
+      on('ready', () => this.onReady())
+      on('close', () => this.onDrop())
+    }
+  }
+
+  /** Resolves once Redis acknowledged the subscription: from then on, every event published reaches us. */
+  async subscribe (channel: string): Promise<void> {
+    const subscriber = this.running()
+    const name = this.name(channel)
+    const existing = this.subscriptions.get(name)
+    if (existing !== undefined) {
+      if (existing.linger !== null) clearTimeout(existing.linger)
+      existing.linger = null
+      return existing.ready
+    }
+    const subscription: Subscription = { ready: Promise.resolve(), linger: null }
+    subscription.ready = this.send(subscriber, [name]).catch((err: unknown) => {
+      if (this.subscriptions.get(name) === subscription) this.subscriptions.delete(name)
+      throw err
+    })
+    this.subscriptions.set(name, subscription)
+    return subscription.ready
+  }
+
+  unsubscribe (channel: string): void {
+    const name = this.name(channel)
+    const subscription = this.subscriptions.get(name)
+    if (subscription === undefined || subscription.linger !== null || this.subscriber === null) return
+    const drop = (): void => {
+      this.subscriptions.delete(name)
+      const subscriber = this.subscriber
+      if (subscriber === null) return
+      const done = this.sharded ? (subscriber as Cluster).sunsubscribe(name) : subscriber.unsubscribe(name)
+      done.catch((err: unknown) => this.onError(err as Error))
+    }
+    if (this.linger === 0) return drop()
+    subscription.linger = setTimeout(drop, this.linger).unref()
+  }
+
+  async publish (channel: string, event: ChannelEvent): Promise<void> {
+    this.running()
+    const payload = event.type === 'message' ? `m:${event.epoch}.${event.seq}` : 'd'
+    const name = this.name(channel)
+    // Not failed fast like the store's append: a late event is harmless (a wake-up only makes polls re-read
+    // the store), and one that waits out a short reconnect in the offline queue wakes polls that would
+    // otherwise sleep until their timeout.
+    const sent = this.sharded ? (this.redis as Cluster).spublish(name, payload) : this.redis.publish(name, payload)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([sent, new Promise<never>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer the publish within ${this.commandTimeout} ms`)), this.commandTimeout)
+      })])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** Quits the subscriber connection and removes every listener; the user's client is left alone. */
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const subscription of this.subscriptions.values()) {
+      if (subscription.linger !== null) clearTimeout(subscription.linger)
+    }
+    this.subscriptions.clear()
+    this.handlers = null
+    const subscriber = this.subscriber
+    if (subscriber === null) return
+    this.subscriber = null
+    for (const [event, listener] of this.listeners) subscriber.removeListener(event, listener)
+    this.listeners.length = 0
+    // A late error from the closing connection must not become an unhandled 'error' event.
+    subscriber.on('error', () => {})
+    if (subscriber.status === 'ready') {
+      await Promise.race([subscriber.quit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())])
+    }
+    subscriber.disconnect()
+  }
+
+  private running (): Redis | Cluster {
+    if (this.subscriber === null) throw new Error(this.closed ? 'the RedisNotifier is closed' : 'RedisNotifier.start() was not called')
+    return this.subscriber
+  }
+
+  private name (channel: string): string {
+    // The hash tag puts a channel's events in the slot of its keys: on a Cluster, one shard carries both.
+    return `${this.prefix}{${channel}}`
+  }
+
+  private async send (subscriber: Redis | Cluster, names: string[]): Promise<void> {
+    if (this.sharded) {
+      // SSUBSCRIBE takes channels of one slot only: one command per channel.
+      await Promise.all(names.map((name) => (subscriber as Cluster).ssubscribe(name)))
+    } else {
+      await subscriber.subscribe(...names)
+    }
+  }
+
+  private onMessage (name: string, payload: string): void {
+    if (this.handlers === null || !name.startsWith(this.prefix) || name.length < this.prefix.length + 2) return
+    const channel = name.slice(this.prefix.length + 1, -1)
+    if (payload === 'd') return this.handlers.event(channel, { type: 'disconnect' })
+    const dot = payload.lastIndexOf('.')
+    if (!payload.startsWith('m:') || dot < 0) return
+    this.handlers.event(channel, { type: 'message', epoch: payload.slice(2, dot), seq: Number(payload.slice(dot + 1)) })
+  }
+
+  private onDrop (): void {
+    if (!this.connectedOnce || this.closed || this.failing) return
+    this.failing = true
+    this.log.warn({}, 'fastify-longpoll: the Redis subscriber lost its connection; held polls keep waiting and re-check the store once it is back')
+  }
+
+  private onError (err: Error): void {
+    if (this.closed || this.failing) return
+    this.failing = true
+    this.log.error({ err }, 'fastify-longpoll: Redis subscriber error')
+  }
+
+  /**
+   * The subscriber is connected. After a reconnection, events published meanwhile are lost: re-subscribe every
+   * channel, and only once Redis has acknowledged it, ask every held poll to re-check the store. In that order
+   * a push cannot fall between the re-check and the subscription.
+   */
+  private onReady (): void {
+    if (this.closed) return
+    if (!this.connectedOnce) {
+      this.connectedOnce = true
+      return
+    }
+    const subscriber = this.subscriber
+    if (subscriber === null) return
+    const names = [...this.subscriptions.keys()]
+    const batches: Array<Promise<void>> = []
+    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) batches.push(this.send(subscriber, names.slice(i, i + RESUBSCRIBE_BATCH)))
+    Promise.all(batches).then(() => {
+      if (this.closed) return
+      if (this.failing) this.log.info({ channels: names.length }, 'fastify-longpoll: the Redis subscriber is back; held polls re-check the store')
+      this.failing = false
+      this.handlers?.resync()
+    }, (err: unknown) => {
+      // The connection dropped again; its next 'ready' retries.
+      this.onError(err as Error)
+    })
+  }
+}
+
+function nonNegative (value: number, name: string): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new errors.InvalidOption(name, 'must be an integer >= 0 (milliseconds)')
+  return value
+}
