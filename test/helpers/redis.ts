@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
+import { serve, type Served } from './app.js'
+import { RedisNotifier, RedisStore, type LongPollOptions } from '../../lib/index.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -125,7 +127,7 @@ export async function startRedis (t: Test): Promise<RedisServer> {
 export interface LocalCluster {
   servers: RedisServer[]
   ports: number[]
-  client (t: Test): Cluster
+  client (t: Test, options?: Record<string, unknown>): Cluster
 }
 
 /** Three masters (`--cluster-enabled yes`), slots assigned by `redis-cli --cluster create`, no replicas. */
@@ -170,4 +172,30 @@ export async function deleteByPrefix (redis: Redis, prefix: string): Promise<voi
     cursor = next
     if (keys.length > 0) await redis.del(...keys)
   } while (cursor !== '0')
+}
+
+export interface RedisApp extends Served {
+  /** The client the app's store and notifier were given (the user's client: the plugin never closes it). */
+  redis: Redis | Cluster
+  notifierLog: Array<{ level: string, msg: string }>
+}
+
+/**
+ * One instance of a user's app on Redis: a listening Fastify app with RedisStore and RedisNotifier over a
+ * client of its own, as a separate process would have.
+ */
+export async function redisApp (t: Test, connect: RedisServer | LocalCluster, prefix: string, options: LongPollOptions = {}): Promise<RedisApp> {
+  const redis = connect.client(t)
+  const notifierLog: RedisApp['notifierLog'] = []
+  const log = {
+    error: (_: object, msg: string) => { notifierLog.push({ level: 'error', msg }) },
+    warn: (_: object, msg: string) => { notifierLog.push({ level: 'warn', msg }) },
+    info: (_: object, msg: string) => { notifierLog.push({ level: 'info', msg }) }
+  }
+  const served = await serve(t, {
+    store: new RedisStore({ redis, prefix }),
+    notifier: new RedisNotifier({ redis, prefix, log }),
+    ...options
+  })
+  return { ...served, redis, notifierLog }
 }
