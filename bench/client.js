@@ -1,0 +1,223 @@
+// A load-generating client, forked by run.js (one or more per scenario, so that no process holds more sockets
+// than the fd limit allows). It holds polls, pushes, and checks every delivery: order, loss, duplicates, and
+// push→delivery latency, measured here from the moment a push is sent to the moment its delivery's body ends.
+//
+// Commands (IPC, each answered with { type: 'done', id, result } or { type: 'failed', id, message }):
+//   open      { bases, channels, timeout, batch, repoll }   hold one poll per entry of `channels`
+//   push      { rate, rounds, drainMs, payload }            push to every channel at `rate`/s, wait for deliveries
+//   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
+//   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
+//   close     {}                                            destroy every socket (held polls are aborted)
+import process from 'node:process'
+import { parseBase, pollAgent, pushAgent, request } from './lib/http.js'
+
+if (typeof process.send !== 'function') {
+  console.error('bench/client.js is forked by bench/run.js (it needs an IPC channel)')
+  process.exit(2)
+}
+process.on('disconnect', () => process.exit(0))
+
+let bases = []
+let pollAgents = []
+let pushAgents = []
+let pollers = []
+let closing = false
+let repoll = true
+let pollTimeout = 60_000
+let pushing = null // pingpong: (poller) => void, called on delivery
+
+const counts = newCounts()
+
+function newCounts () {
+  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollStatus: {}, latencies: [] }
+}
+
+function setup (urls) {
+  closing = false
+  bases = urls.map(parseBase)
+  pollAgents = bases.map(() => pollAgent())
+  pushAgents = bases.map(() => pushAgent())
+  pollers = []
+  Object.assign(counts, newCounts())
+}
+
+function newPoller (name, idx) {
+  // sent: k -> send time of every acked-or-pending push; seen: ks delivered
+  return { name, idx, cursor: null, polls: 0, inst: 0, lastK: 0, pushedK: 0, sent: new Map(), acked: new Set(), seen: new Set(), received: -1 }
+}
+
+function pollOnce (p, onConnected) {
+  if (closing) return
+  p.inst = (p.idx + p.polls++) % bases.length
+  const path = `/poll?channel=${p.name}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
+  request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected).then(
+    (res) => onAnswer(p, res),
+    () => {
+      if (closing) return
+      counts.pollErrors++
+      setTimeout(() => pollOnce(p), 100)
+    }
+  )
+}
+
+function onAnswer (p, res) {
+  if (closing) return
+  counts.pollStatus[res.status] = (counts.pollStatus[res.status] ?? 0) + 1
+  if (res.status !== 200) {
+    setTimeout(() => pollOnce(p), 100)
+    return
+  }
+  const body = JSON.parse(res.body)
+  p.cursor = body.cursor
+  let newest = 0
+  for (const m of body.messages) {
+    const k = m.data.k
+    if (p.seen.has(k)) {
+      counts.duplicates++
+      continue
+    }
+    if (k < p.lastK) counts.outOfOrder++
+    p.seen.add(k)
+    p.lastK = Math.max(p.lastK, k)
+    newest = Math.max(newest, k)
+    counts.delivered++
+    p.received = res.at
+    const sentAt = p.sent.get(k)
+    if (sentAt !== undefined) counts.latencies.push(res.at - sentAt)
+  }
+  if (repoll) pollOnce(p)
+  if (pushing !== null && newest > 0 && newest === p.pushedK) pushing(p)
+}
+
+function sendPush (p, payload) {
+  const k = ++p.pushedK
+  // With several instances, push to one the poll is not held on, so delivery must cross instances.
+  const inst = bases.length > 1 ? (p.inst + 1) % bases.length : 0
+  const body = JSON.stringify({ channel: p.name, data: { k, text: payload } })
+  counts.pushed++
+  p.sent.set(k, performance.now())
+  return request(pushAgents[inst], bases[inst], 'POST', '/push', body).then(
+    (res) => {
+      if (res.status >= 200 && res.status < 300) {
+        counts.acked++
+        p.acked.add(k)
+      } else counts.pushFailed++
+    },
+    () => { counts.pushFailed++ }
+  )
+}
+
+function lostCount () {
+  let lost = 0
+  for (const p of pollers) for (const k of p.acked) if (!p.seen.has(k)) lost++
+  return lost
+}
+
+async function until (condition, ms) {
+  const deadline = Date.now() + ms
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5))
+  return condition()
+}
+
+function summary (extra = {}) {
+  const { latencies, ...rest } = counts
+  return { ...rest, lost: lostCount(), latencies, ...extra }
+}
+
+const commands = {
+  async open ({ bases: urls, channels, timeout, batch = 200, repoll: again = true }) {
+    setup(urls)
+    repoll = again
+    pollTimeout = timeout
+    pushing = null
+    pollers = channels.map((name, idx) => newPoller(name, idx))
+    // Connect in batches: thousands of simultaneous SYNs overflow the listen backlog and stall for seconds.
+    for (let i = 0; i < pollers.length; i += batch) {
+      const slice = pollers.slice(i, i + batch)
+      await new Promise((resolve) => {
+        let left = slice.length
+        for (const p of slice) pollOnce(p, () => { if (--left === 0) resolve() })
+      })
+    }
+    return { opened: pollers.length }
+  },
+
+  async push ({ rate, rounds, drainMs, payload }) {
+    Object.assign(counts, newCounts())
+    const total = pollers.length * rounds
+    const t0 = performance.now()
+    let sent = 0
+    const pending = []
+    await new Promise((resolve) => {
+      const tick = () => {
+        const due = Math.min(total, Math.floor((performance.now() - t0) * rate / 1000) + 1)
+        while (sent < due) {
+          pending.push(sendPush(pollers[sent % pollers.length], payload))
+          sent++
+        }
+        if (sent < total) setTimeout(tick, 2)
+        else resolve()
+      }
+      tick()
+    })
+    const pushMs = performance.now() - t0
+    await Promise.all(pending)
+    const drained = await until(() => counts.delivered + counts.duplicates >= counts.acked && lostCount() === 0, drainMs)
+    return summary({ pushMs, drained })
+  },
+
+  async fanpush ({ channel, expect, waitMs, payload }) {
+    Object.assign(counts, newCounts())
+    const p = newPoller(channel, 0)
+    pollers.push(p)
+    const t0 = performance.now()
+    await sendPush(p, payload)
+    const ackMs = performance.now() - t0
+    const ok = await until(() => counts.delivered >= expect, waitMs)
+    // Every poller saw the same push: receipt times relative to it.
+    const times = []
+    for (const q of pollers) if (q !== p && q.received >= 0) times.push(q.received - t0)
+    // One push, `expect` receivers: count a receiver that never got it as lost.
+    const receivers = pollers.length - 1
+    const got = times.length
+    const { latencies, ...rest } = counts
+    return { ...rest, delivered: got, lost: receivers - got, ok, ackMs, times }
+  },
+
+  async pingpong ({ bases: urls, channels, durationMs, drainMs, timeout, payload }) {
+    setup(urls)
+    repoll = true
+    pollTimeout = timeout
+    pollers = channels.map((name, idx) => newPoller(name, idx))
+    const t0 = performance.now()
+    const deadline = t0 + durationMs
+    pushing = (p) => { if (performance.now() < deadline) sendPush(p, payload) }
+    for (const p of pollers) pollOnce(p)
+    for (const p of pollers) sendPush(p, payload)
+    await new Promise((resolve) => setTimeout(resolve, durationMs))
+    const elapsedMs = performance.now() - t0
+    const deliveredAtDeadline = counts.delivered
+    pushing = null
+    const drained = await until(() => lostCount() === 0 && counts.acked + counts.pushFailed === counts.pushed, drainMs)
+    return summary({ elapsedMs, deliveredAtDeadline, drained })
+  },
+
+  async close () {
+    closing = true
+    pushing = null
+    for (const agent of [...pollAgents, ...pushAgents]) agent.destroy()
+    return { closed: true }
+  }
+}
+
+process.on('message', async (msg) => {
+  const command = commands[msg?.cmd]
+  if (command === undefined) return
+  try {
+    const result = await command(msg)
+    process.send({ type: 'done', id: msg.id, result })
+  } catch (err) {
+    process.send({ type: 'failed', id: msg.id, message: err.stack ?? String(err) })
+  }
+})
+process.send({ type: 'ready' })

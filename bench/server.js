@@ -1,0 +1,114 @@
+// One server under test, forked by run.js into a process of its own. It listens on 127.0.0.1, port 0, tells
+// its parent the port over IPC, and answers `stats` requests with its own process.cpuUsage() and memory, so
+// server CPU and RSS are always read from the server process, never from the client.
+//
+//   node --expose-gc bench/server.js <kind>        kind: memory | redis | node-http | fastify-map
+//   env REDIS_URL for kind=redis
+import process from 'node:process'
+
+const kind = process.argv[2]
+if (typeof process.send !== 'function') {
+  console.error('bench/server.js is forked by bench/run.js (it needs an IPC channel)')
+  process.exit(2)
+}
+// The parent went away (even killed): never outlive it.
+process.on('disconnect', () => process.exit(0))
+// --cpu-prof writes its profile on a normal exit: turn SIGTERM into one.
+process.on('SIGTERM', () => process.exit(0))
+
+/** The built package. dist/ is rebuilt now and then by whoever shares this tree: wait out a build in progress. */
+async function importPackage () {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await import('fastify-longpoll')
+    } catch (err) {
+      if (err.code !== 'ERR_MODULE_NOT_FOUND' || attempt >= 60) throw err
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+  }
+}
+
+async function startPlugin (withRedis) {
+  const { default: Fastify } = await import('fastify')
+  const lib = await importPackage()
+  const app = Fastify({ logger: false })
+  const options = {}
+  const owned = []
+  if (withRedis) {
+    const { Redis } = await import('ioredis')
+    const url = process.env.REDIS_URL
+    const storeClient = new Redis(url, { lazyConnect: false })
+    const notifierClient = new Redis(url, { lazyConnect: false })
+    owned.push(storeClient, notifierClient)
+    options.store = new lib.RedisStore({ redis: storeClient })
+    options.notifier = new lib.RedisNotifier({ redis: notifierClient })
+  }
+  await app.register(lib.default, options)
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+  return {
+    port: app.server.address().port,
+    held: () => app.longpoll.stats().heldPolls,
+    stats: () => app.longpoll.stats(),
+    async close () {
+      app.server.closeAllConnections()
+      await app.close()
+      for (const client of owned) client.disconnect()
+    }
+  }
+}
+
+async function start () {
+  switch (kind) {
+    case 'memory': return startPlugin(false)
+    case 'redis': return startPlugin(true)
+    case 'node-http': return (await import('./baselines/node-http.js')).start()
+    case 'fastify-map': return (await import('./baselines/fastify-map.js')).start()
+    default: throw new Error(`unknown server kind ${kind}`)
+  }
+}
+
+function collect () {
+  if (typeof global.gc === 'function') {
+    global.gc()
+    global.gc()
+  }
+}
+
+let server
+try {
+  server = await start()
+} catch (err) {
+  process.send({ type: 'error', message: err.stack ?? String(err) })
+  process.exit(1)
+}
+
+process.on('message', async (msg) => {
+  if (msg === null || typeof msg !== 'object') return
+  if (msg.cmd === 'stats') {
+    if (msg.gc === true) {
+      collect()
+      // Let finalizers and freed pages settle before reading RSS.
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      collect()
+    }
+    const mem = process.memoryUsage()
+    process.send({
+      type: 'stats',
+      id: msg.id,
+      cpu: process.cpuUsage(),
+      rss: mem.rss,
+      heapUsed: mem.heapUsed,
+      external: mem.external,
+      held: server.held(),
+      plugin: server.stats?.()
+    })
+  } else if (msg.cmd === 'stop') {
+    try {
+      await server.close()
+    } finally {
+      process.exit(0)
+    }
+  }
+})
+
+process.send({ type: 'ready', port: server.port, pid: process.pid })
