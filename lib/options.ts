@@ -22,7 +22,7 @@ export interface LongPollOptions {
   store?: LongPollStore
   /** What wakes held polls. Default: `new MemoryNotifier()`. The plugin closes it on `app.close()`. */
   notifier?: LongPollNotifier
-  /** Milliseconds a poll is held when it gives no `timeout`. Default 30000. */
+  /** Milliseconds a poll is held when it gives no `timeout`. Default 30000 (or `maxTimeout`, if smaller). */
   timeout?: number
   /** Upper bound for a poll's `timeout`; larger values are clamped. Default 60000. */
   maxTimeout?: number
@@ -75,7 +75,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     if (!KNOWN.has(key) && !FASTIFY_REGISTER_OPTIONS.has(key)) throw new errors.InvalidOption(key, 'is not an option of fastify-longpoll')
   }
   const maxTimeout = integer(options, 'maxTimeout', 60_000, 1)
-  const timeout = integer(options, 'timeout', 30_000, 0)
+  // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
+  const timeout = integer(options, 'timeout', Math.min(30_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
   return {
     prefix: prefix(options.prefix),

@@ -63,6 +63,7 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
 
   app.get('/poll', {
     ...pollHandlerTimeout,
+    exposeHeadRoute: false, // a HEAD request would hold a poll only to throw its answer away
     schema: {
       summary: 'Wait for messages on a channel',
       querystring: pollQuery(options.channelPattern, options.maxBatch),

@@ -1,6 +1,8 @@
 // Held polls over real sockets: wake-up, fan-out, timeout, disconnect, limits, aborts and close.
 import t from 'tap'
 import http from 'node:http'
+import Fastify from 'fastify'
+import longpoll from '../lib/index.js'
 import { heldPolls, poll, push, serve, until } from './helpers/app.js'
 
 t.test('a held poll answers as soon as a message is pushed, not at its timeout', async (t) => {
@@ -119,4 +121,26 @@ t.test('a poll that reaches its hold after close began answers 503 at once', asy
   t.equal(headers.get('retry-after'), '1')
   await closing
   t.equal(app.longpoll.stats().heldPolls, 0)
+})
+
+t.test('a poll without timeout is held for the timeout option', async (t) => {
+  const { base } = await serve(t, { timeout: 150 })
+  const started = Date.now()
+  const { body } = await poll(base, { channel: 'a' })
+  const took = Date.now() - started
+  t.equal(body.status, 'timeout')
+  t.ok(took >= 140 && took < 10_000, `held ${took} ms`)
+})
+
+t.test('a server-wide handlerTimeout shorter than a hold does not cut held polls off', async (t) => {
+  const app = Fastify({ handlerTimeout: 100 } as Parameters<typeof Fastify>[0])
+  t.teardown(() => app.close())
+  await app.register(longpoll, { prefix: '/lp', maxTimeout: 1000 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/lp`
+  const held = poll(base, { channel: 'a', cursor: 'latest', timeout: 800 })
+  await heldPolls(app, 1)
+  const { status, body } = await held
+  t.equal(status, 200, 'not a 503 from the server-wide handler timeout')
+  t.equal(body.status, 'timeout')
 })

@@ -72,6 +72,16 @@ for (const [option, options] of invalid) {
   })
 }
 
+t.test('maxTimeout alone lowers the default timeout instead of failing', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longpoll, { prefix: '/lp', maxTimeout: 50 })
+  const started = Date.now()
+  const res = await app.inject('/lp/poll?channel=a')
+  t.equal(res.json().status, 'timeout')
+  t.ok(Date.now() - started < 5000)
+})
+
 t.test('a store passed in is used and closed with the app; defaults are per app', async (t) => {
   const store = new MemoryStore()
   let closed = 0

@@ -65,3 +65,8 @@ t.test('a short poll answers at once with a concrete cursor and no-store caching
   t.match(body.cursor, /^[A-Za-z0-9_-]+\.0$/)
   t.notOk('gap' in body)
 })
+
+t.test('HEAD /poll is not a route: it would hold a poll only to drop the answer', async (t) => {
+  const app = await makeApp(t)
+  t.equal((await app.inject({ method: 'HEAD', url: '/lp/poll?channel=a' })).statusCode, 404)
+})
