@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { serve, type Served } from './app.js'
-import { RedisNotifier, RedisStore, type LongPollOptions } from '../../lib/index.js'
+import { RedisNotifier, RedisStore, type LongPollOptions, type RedisNotifierOptions } from '../../lib/index.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -184,7 +184,7 @@ export interface RedisApp extends Served {
  * One instance of a user's app on Redis: a listening Fastify app with RedisStore and RedisNotifier over a
  * client of its own, as a separate process would have.
  */
-export async function redisApp (t: Test, connect: RedisServer | LocalCluster, prefix: string, options: LongPollOptions = {}): Promise<RedisApp> {
+export async function redisApp (t: Test, connect: RedisServer | LocalCluster, prefix: string, options: LongPollOptions = {}, notifierOptions: Partial<RedisNotifierOptions> = {}): Promise<RedisApp> {
   const redis = connect.client(t)
   const notifierLog: RedisApp['notifierLog'] = []
   const log = {
@@ -194,7 +194,7 @@ export async function redisApp (t: Test, connect: RedisServer | LocalCluster, pr
   }
   const served = await serve(t, {
     store: new RedisStore({ redis, prefix }),
-    notifier: new RedisNotifier({ redis, prefix, log }),
+    notifier: new RedisNotifier({ redis, prefix, log, ...notifierOptions }),
     ...options
   })
   return { ...served, redis, notifierLog }
