@@ -1,6 +1,6 @@
 // The chat example in a real Chromium: the browser build of fastify-longpoll/client, the page's rendering,
 // and the client's promise — every message once, in order, across going offline, reloads and a restarted server.
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { existsSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { AddressInfo } from 'node:net'
@@ -72,7 +72,6 @@ async function showsExactly (tt: Test, reader: Tab, writer: Tab, expected: strin
   tt.same(await texts(reader), [...expected, sentinel])
 }
 
-type Test = typeof t
 
 t.test('two tabs in one room exchange messages both ways, user text shown as text', async (t) => {
   const alice = await join(t, 'both-ways', 'alice')
@@ -95,6 +94,22 @@ t.test('two tabs in one room exchange messages both ways, user text shown as tex
   await state(alice, 'live')
   t.equal(await alice.page.locator('#state').textContent(), 'live')
   t.same([...alice.errors, ...bob.errors], [], 'no page errors')
+})
+
+t.test('the join form leads into a room', async (t) => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await context.newPage()
+  await page.goto(`${origin}/`)
+  await page.locator('#join').waitFor({ state: 'visible', timeout: WAIT.timeout })
+  t.equal(await page.locator('#chat').isVisible(), false)
+  await page.fill('#join input[name=room]', 'form-room')
+  await page.fill('#join input[name=nick]', 'dora')
+  await page.click('#join button')
+  await page.waitForURL(/room=form-room&nick=dora/, WAIT)
+  await page.locator('#chat').waitFor({ state: 'visible', timeout: WAIT.timeout })
+  t.equal(await page.locator('#where').textContent(), '#form-room as dora')
+  t.equal(await page.locator('#join').isVisible(), false)
 })
 
 t.test('a tab that was offline receives every message sent meanwhile, once each, in order', async (t) => {
