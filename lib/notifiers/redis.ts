@@ -64,6 +64,8 @@ export class RedisNotifier implements LongPollNotifier {
   private readonly subscriptions = new Map<string, Subscription>()
   /** The subscriber was connected once, so a later 'ready' is a reconnection: events may have been missed. */
   private connectedOnce = false
+  /** The subscriber client reached 'ready' once (on a Cluster, 'ready' and 'subscribersReady' are separate). */
+  private wasReady = false
   /** An incident is being reported: log its first error only. */
   private failing = false
   private closed = false
@@ -95,6 +97,7 @@ export class RedisNotifier implements LongPollNotifier {
     on(this.sharded ? 'smessage' : 'message', (channel: string, payload: string) => this.onMessage(channel, payload))
     on('error', (err: Error) => this.onError(err))
     on('node error', (err: Error) => this.onError(err))
+    on('ready', () => { this.wasReady = true })
     if (this.sharded) {
       // ioredis re-creates the shard subscribers after a topology change or a lost node, re-sends SSUBSCRIBE
       // without waiting for the acknowledgements, then emits 'subscribersReady'.
@@ -116,6 +119,11 @@ export class RedisNotifier implements LongPollNotifier {
       existing.linger = null
       return existing.ready
     }
+    // While the connection is down after having been up, fail at once: the poll answers 503 with Retry-After
+    // instead of holding a socket until its timeout. (Before the first connection, SUBSCRIBE waits in the
+    // offline queue: the app may take polls while it connects.) Channels already subscribed keep their held
+    // polls; the resync after reconnecting re-checks them.
+    if (this.wasReady && subscriber.status !== 'ready') throw new Error(`the Redis subscriber connection is ${subscriber.status}`)
     const subscription: Subscription = { ready: Promise.resolve(), linger: null }
     subscription.ready = this.send(subscriber, [name]).catch((err: unknown) => {
       if (this.subscriptions.get(name) === subscription) this.subscriptions.delete(name)
@@ -177,7 +185,7 @@ export class RedisNotifier implements LongPollNotifier {
     if (subscriber.status === 'ready') {
       await Promise.race([subscriber.quit().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 1_000).unref())])
     }
-    subscriber.disconnect()
+    if (subscriber.status !== 'end') subscriber.disconnect()
   }
 
   private running (): Redis | Cluster {

@@ -208,7 +208,12 @@ export class RedisStore implements LongPollStore {
       throw new Error(`the Redis connection is ${redis.status}`)
     }
     if (redis.status === 'wait') redis.connect().catch(() => {}) // lazyConnect: the 'error' listener reports it
-    await this.withTimeout(new Promise<void>((resolve) => redis.once('ready', resolve)), 'connect')
+    let onReady: (() => void) | undefined
+    try {
+      await this.withTimeout(new Promise<void>((resolve) => { onReady = resolve; redis.once('ready', resolve) }), 'connect')
+    } finally {
+      if (onReady !== undefined) redis.removeListener('ready', onReady)
+    }
   }
 
   private async withTimeout<T> (promise: Promise<T>, what: string): Promise<T> {
