@@ -101,6 +101,15 @@ export class RedisServer {
     await exited
   }
 
+  /** SIGSTOP / SIGCONT: a Redis that hangs (a stalled host, a long fork) while its sockets stay open. */
+  pause (): void {
+    this.process?.kill('SIGSTOP')
+  }
+
+  resume (): void {
+    this.process?.kill('SIGCONT')
+  }
+
   async stop (): Promise<void> {
     await this.kill()
     rmSync(this.dir, { recursive: true, force: true })
