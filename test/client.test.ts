@@ -130,3 +130,40 @@ t.test('the client module has no Node-only import', async (t) => {
   t.notMatch(source, /from\s+['"](node:|fs|path|http|https|net|events|buffer|stream)/)
   t.notMatch(source, /require\(/)
 })
+
+t.test('in a quiet channel it reports connecting, then live at once (not after a whole hold)', async (t) => {
+  const { app, base } = await serve(t)
+  const states: LongPollClientState[] = []
+  let live = (): void => {}
+  const isLive = new Promise<void>((resolve) => { live = resolve })
+  const client = new LongPollClient({
+    url: base,
+    channel: 'quiet',
+    timeout: 30_000,
+    onState: (state) => {
+      states.push(state)
+      if (state === 'live') live()
+    }
+  })
+  const started = Date.now()
+  const iteration = (async () => { for await (const _ of client) t.fail('no message expected') })()
+  await isLive
+  t.ok(Date.now() - started < 5000, 'live long before the 30 s hold ends')
+  await heldPolls(app, 1) // and then it holds a long poll
+  client.stop()
+  await iteration
+  t.same(states, ['connecting', 'live', 'stopped'])
+})
+
+t.test('a relative url resolves against the page location in a browser', async (t) => {
+  const { app, base } = await serve(t)
+  await app.longpoll.push('page', 'hello')
+  const origin = new URL(base).origin
+  ;(globalThis as { location?: { href: string } }).location = { href: `${origin}/chat/room` }
+  t.teardown(() => { delete (globalThis as { location?: unknown }).location })
+  const client = new LongPollClient({ url: '/lp', channel: 'page' })
+  for await (const message of client) {
+    t.equal(message.data, 'hello')
+    client.stop()
+  }
+})

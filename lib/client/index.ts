@@ -10,7 +10,7 @@ export interface LongPollMessage<T = unknown> {
 export type LongPollClientState = 'connecting' | 'live' | 'reconnecting' | 'stopped'
 
 export interface LongPollClientOptions {
-  /** Where the plugin's routes are, e.g. `https://example.com/lp` (its `/poll` is appended). */
+  /** Where the plugin's routes are, e.g. `https://example.com/lp`, or `/lp` in a page (its `/poll` is appended). */
   url: string | URL
   channel: string
   /** Where to start: a cursor or message id from earlier, or `latest`. Default: the oldest retained message. */
@@ -89,12 +89,17 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
     if (this.iterating) throw new Error('LongPollClient: only one iteration at a time')
     this.iterating = true
     let failures = 0
+    // Until the server has answered since the last failure (or ever), poll with timeout 0: that answer comes at
+    // once, so `live` means "reachable", not "a message happened to arrive". One short request per (re)connect.
+    let confirmed = false
+    this.options.onState?.(this.state)
     try {
       while (!this.stopped) {
         let delay: number
         try {
-          const answer = await this.poll()
+          const answer = await this.poll(confirmed ? this.options.timeout : 0)
           failures = 0
+          confirmed = true
           this.setState('live')
           if (answer.gap === true) this.options.onGap?.()
           for (const message of answer.messages) {
@@ -110,6 +115,7 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
           continue
         } catch (err) {
           if (this.stopped) return
+          confirmed = false
           if (err instanceof LongPollClientError && (err as RetryableError).retryAfter === undefined) throw err
           delay = this.backoff(failures++, (err as RetryableError).retryAfter)
           this.setState('reconnecting', { delay, error: err })
@@ -121,9 +127,10 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
     }
   }
 
-  private async poll (): Promise<PollAnswer> {
-    const { url, channel, timeout, limit, headers } = this.options
-    const target = new URL(String(url).replace(/\/+$/, '') + '/poll')
+  private async poll (timeout: number | undefined): Promise<PollAnswer> {
+    const { url, channel, limit, headers } = this.options
+    // Relative to the page in a browser (`url: '/lp'`); absolute elsewhere.
+    const target = new URL(String(url).replace(/\/+$/, '') + '/poll', globalThis.location?.href)
     target.searchParams.set('channel', channel)
     if (this.cursor !== undefined) target.searchParams.set('cursor', this.cursor)
     if (timeout !== undefined) target.searchParams.set('timeout', String(timeout))
