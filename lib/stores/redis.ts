@@ -51,7 +51,13 @@ const APPEND = `-- longpollAppendV1: appends one message to a channel, then trim
 -- ARGV[1] epoch to use if the channel has no life yet
 -- ARGV[2] json (stored as is)   ARGV[3] time (ms)   ARGV[4] expiresAt (ms)   ARGV[5] maxMessages
 -- ARGV[6] PEXPIRE of the list (messageTtl)   ARGV[7] PEXPIRE of meta (messageTtl + emptyChannelTtl)
--- Returns { epoch, seq }
+-- ARGV[8] deadline, in this server's clock (ms); 0 for none
+-- Returns { epoch, seq, server time (ms) }, or { '', -1, server time } when run at or after the deadline, in
+-- which case nothing is written: the caller has already answered 503.
+local clock = redis.call('TIME')
+local servertime = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local deadline = tonumber(ARGV[8])
+if deadline > 0 and servertime >= deadline then return { '', -1, servertime } end
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[1]
@@ -71,7 +77,7 @@ while true do
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-return { epoch, seq }
+return { epoch, seq, servertime }
 `
 
 const READ = `-- longpollReadV1: reads up to limit messages after a position; creates the channel's life if it has none.
@@ -120,7 +126,7 @@ return { epoch, after, gap, redis.call('LRANGE', KEYS[2], -n, count - n - 1) }
 
 type Client = Redis | Cluster
 interface Scripts {
-  longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number]>
+  longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number, string[]?]>
 }
 
@@ -136,6 +142,8 @@ export class RedisStore implements LongPollStore {
   /** Whether the client was ever ready: before that, a command may wait for the first connection. */
   private connectedOnce: boolean
   private readonly onReady = (): void => { this.connectedOnce = true }
+  /** A lower bound of (Redis's clock - ours) in ms, from the last server time seen; null until the first. */
+  private offset: number | null = null
 
   constructor (options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisStore', 'expects { redis }')
@@ -152,21 +160,36 @@ export class RedisStore implements LongPollStore {
   }
 
   /**
-   * Resolves once the message is stored. Rejects at once when the client is not connected, without queueing
-   * the command: a push answered 503 while Redis is down can never be stored later by ioredis's offline queue.
-   * The residual risk is a connection that dies, or a Redis that stalls past `commandTimeout`, *after* the
-   * script was sent: the push answers 503, yet the script may have run (its reply lost), or may run when
-   * ioredis re-sends unanswered commands on reconnect (`autoResendUnfulfilledCommands`, on by default; turn it
-   * off on the client to close that window). So a 503 means "not known to be stored; retry", and a retried
-   * push may then be stored twice — the at-least-once of any push over a network. A 2xx always means stored.
+   * Resolves once the message is stored; a 2xx push always means stored. What a rejection (503) means:
+   * - Redis unreachable: the client is not `ready`, so the append is refused at once and never queued. ioredis's
+   *   offline queue cannot store it after the 503.
+   * - No answer within `commandTimeout` (a hung Redis, a dead socket not yet noticed): the script was sent and
+   *   may still run — when Redis resumes, or when ioredis re-sends unanswered commands after reconnecting
+   *   (`autoResendUnfulfilledCommands`, on by default). So the script carries a deadline, in Redis's own clock,
+   *   equal to the moment this call times out, and writes nothing if it runs at or after it: a late run cannot
+   *   turn a 503 into a stored message. Redis's clock is learnt from the server time every append returns (a
+   *   lower bound of the offset, so the deadline errs early, never late); the first append of a store asks
+   *   for TIME once to learn it.
+   * Residual risks, stated honestly: (1) the script ran before the deadline but its reply was lost or arrived
+   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries stores it
+   * twice — the at-least-once of any push over a network without client-side idempotency keys); (2) the
+   * connection dropped after the script ran and ioredis re-sent it within the deadline: stored twice, the push
+   * answered 2xx with the second id. Set `autoResendUnfulfilledCommands: false` on the client to rule out (2);
+   * the push then answers 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
+   * skew (milliseconds under NTP), by which a deadline can be late.
    */
   async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
     await this.connected()
-    const [epoch, seq] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV1(
+    if (this.offset === null) await this.calibrate()
+    const sent = Date.now()
+    const deadline = this.offset === null ? 0 : sent + this.commandTimeout + this.offset
+    const [epoch, seq, servertime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV1(
       this.key(channel, 'meta'), this.key(channel, 'msgs'),
       newEpoch(), json, time, time + retention.messageTtl, retention.maxMessages,
-      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl
+      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline
     ), 'append')
+    this.offset = Number(servertime) - Date.now()
+    if (seq === -1) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
     return { epoch, seq: Number(seq), time }
   }
 
@@ -194,6 +217,12 @@ export class RedisStore implements LongPollStore {
   /** The client is yours: close() only removes the store's listener. */
   async close (): Promise<void> {
     this.redis.removeListener('ready', this.onReady)
+  }
+
+  /** Learns Redis's clock once (the offset then follows every append's reply). */
+  private async calibrate (): Promise<void> {
+    const [seconds, micros] = await this.withTimeout(this.redis.time(), 'TIME')
+    this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
   private key (channel: string, part: 'meta' | 'msgs'): string {
