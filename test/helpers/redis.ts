@@ -70,7 +70,9 @@ async function waitForPing (port: number, ms = 10_000): Promise<void> {
 }
 
 export class RedisServer {
-  private process: ChildProcess | null = null
+  /** A shell that owns redis-server and kills it when our stdin closes, so no server outlives the test process. */
+  private wrapper: ChildProcess | null = null
+  private pid = 0
   readonly dir: string
 
   constructor (readonly port: number, private readonly extraArgs: string[] = []) {
@@ -82,32 +84,39 @@ export class RedisServer {
   }
 
   async start (): Promise<void> {
-    const child = spawn('redis-server', [
+    const args = [
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--logfile', '', '--loglevel', 'warning', ...this.extraArgs
-    ], { stdio: 'ignore' })
-    this.process = child
-    child.on('exit', () => { if (this.process === child) this.process = null })
+    ]
+    const wrapper = spawn('sh', ['-c', 'redis-server "$@" & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null; wait $pid', 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] })
+    this.wrapper = wrapper
+    this.pid = await new Promise<number>((resolve, reject) => {
+      wrapper.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())))
+      wrapper.once('exit', () => reject(new Error('redis-server exited at once')))
+    })
     await waitForPing(this.port)
   }
 
   /** SIGKILL: the server vanishes the way a crashed or partitioned Redis does. */
   async kill (): Promise<void> {
-    const child = this.process
-    if (child === null) return
-    this.process = null
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGKILL')
+    const wrapper = this.wrapper
+    if (wrapper === null) return
+    this.wrapper = null
+    const exited = new Promise((resolve) => wrapper.once('exit', resolve))
+    try {
+      process.kill(this.pid, 'SIGKILL')
+    } catch {}
+    wrapper.stdin?.end() // the shell reaps the server and exits
     await exited
   }
 
   /** SIGSTOP / SIGCONT: a Redis that hangs (a stalled host, a long fork) while its sockets stay open. */
   pause (): void {
-    this.process?.kill('SIGSTOP')
+    if (this.wrapper !== null) process.kill(this.pid, 'SIGSTOP')
   }
 
   resume (): void {
-    this.process?.kill('SIGCONT')
+    if (this.wrapper !== null) process.kill(this.pid, 'SIGCONT')
   }
 
   async stop (): Promise<void> {
