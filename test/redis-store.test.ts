@@ -1,0 +1,78 @@
+// RedisStore's keys in Redis: what each holds, and that an idle channel expires instead of staying forever.
+import t from 'tap'
+import { runPrefix, startRedis } from './helpers/redis.js'
+import { RedisStore } from '../lib/index.js'
+
+t.test('keys, their contents and their expiry', async (t) => {
+  const server = await startRedis(t)
+  const redis = server.client(t)
+  const prefix = runPrefix()
+  const store = new RedisStore({ redis, prefix, emptyChannelTtl: 600_000 })
+  t.teardown(() => store.close())
+  const meta = `${prefix}{keys.a}:meta`
+  const msgs = `${prefix}{keys.a}:msgs`
+
+  const { epoch } = await store.append('keys.a', '{"x":1}', 1_700_000_000_000, { maxMessages: 10, messageTtl: 60_000 })
+  t.same(await redis.hgetall(meta), { e: epoch, s: '1' }, 'meta: the epoch and the newest seq')
+  t.same(await redis.lrange(msgs, 0, -1), ['1:1700000000000:1700000060000:{"x":1}'], 'msgs: "<seq>:<time>:<expiresAt>:<json>", json as pushed')
+  const metaTtl = await redis.pttl(meta)
+  const msgsTtl = await redis.pttl(msgs)
+  t.ok(msgsTtl > 55_000 && msgsTtl <= 60_000, `the list expires with its newest message (${msgsTtl} ms)`)
+  t.ok(metaTtl > 655_000 && metaTtl <= 660_000, `meta outlives it by emptyChannelTtl (${metaTtl} ms)`)
+
+  await store.read('keys.fresh', 'oldest', 10, Date.now())
+  const freshTtl = await redis.pttl(`${prefix}{keys.fresh}:meta`)
+  t.ok(freshTtl > 595_000 && freshTtl <= 600_000, `a channel only read is kept emptyChannelTtl (${freshTtl} ms)`)
+  t.equal(await redis.exists(`${prefix}{keys.fresh}:msgs`), 0, 'and has no list')
+})
+
+t.test('an idle channel\'s keys vanish from Redis', async (t) => {
+  const server = await startRedis(t)
+  const redis = server.client(t)
+  const prefix = runPrefix()
+  const store = new RedisStore({ redis, prefix, emptyChannelTtl: 300 })
+  t.teardown(() => store.close())
+  await store.append('idle', '1', Date.now(), { maxMessages: 10, messageTtl: 200 })
+  t.equal(await redis.exists(`${prefix}{idle}:meta`, `${prefix}{idle}:msgs`), 2)
+  let keys = 2
+  const deadline = Date.now() + 10_000
+  while (keys > 0 && Date.now() < deadline) {
+    keys = await redis.exists(`${prefix}{idle}:meta`, `${prefix}{idle}:msgs`)
+    if (keys > 0) await new Promise((resolve) => setTimeout(resolve, 50)) // Redis expires keys on its own clock
+  }
+  t.equal(keys, 0, 'both keys expired (messageTtl, then emptyChannelTtl after it)')
+})
+
+t.test('reads keep a channel\'s life, so cursors stay valid while clients poll', async (t) => {
+  const server = await startRedis(t)
+  const redis = server.client(t)
+  const prefix = runPrefix()
+  const store = new RedisStore({ redis, prefix, emptyChannelTtl: 600_000 })
+  t.teardown(() => store.close())
+  const meta = `${prefix}{kept}:meta`
+  const { epoch } = await store.append('kept', '1', Date.now(), { maxMessages: 10, messageTtl: 1_000 })
+  await redis.pexpire(meta, 1_000) // as if most of emptyChannelTtl had passed without a push
+  const read = await store.read('kept', { epoch, seq: 1 }, 10, Date.now())
+  t.equal(read.epoch, epoch)
+  t.ok(await redis.pttl(meta) > 590_000, 'a read pushed the expiry back to emptyChannelTtl')
+})
+
+t.test('a list left without its meta (evicted) is never read as part of a new life', async (t) => {
+  const server = await startRedis(t)
+  const redis = server.client(t)
+  const prefix = runPrefix()
+  const store = new RedisStore({ redis, prefix })
+  t.teardown(() => store.close())
+  const retention = { maxMessages: 10, messageTtl: 60_000 }
+  const old = await store.append('evicted', '"old"', Date.now(), retention)
+  await store.append('evicted', '"old 2"', Date.now(), retention)
+  await redis.del(`${prefix}{evicted}:meta`)
+  const appended = await store.append('evicted', '"new"', Date.now(), retention)
+  t.not(appended.epoch, old.epoch, 'a new life')
+  t.equal(appended.seq, 1)
+  const read = await store.read('evicted', 'oldest', 10, Date.now())
+  t.same(read.messages.map((message) => message.json), ['"new"'])
+  await redis.del(`${prefix}{evicted}:meta`)
+  const reread = await store.read('evicted', 'oldest', 10, Date.now())
+  t.same(reread.messages, [], 'the same when a read finds the meta gone')
+})
