@@ -85,10 +85,12 @@ export class RedisNotifier implements LongPollNotifier {
     if (this.subscriber !== null) throw new Error('RedisNotifier.start() was called twice: use one notifier per app')
     this.handlers = handlers
     // Our own connection, with the options this code relies on whatever the user's client says: commands
-    // queue while it reconnects, and it re-subscribes under our control (see onReady) rather than ioredis's.
+    // queue while it reconnects; a SUBSCRIBE caught in flight by a drop is re-sent, so its promise settles
+    // (with autoResendUnfulfilledCommands off, ioredis would leave it pending forever, and every poll of
+    // that channel would wait for its timeout); and it re-subscribes under our control (see onReady).
     const subscriber = this.sharded
       ? (this.redis as Cluster).duplicate([], { shardedSubscribers: true, enableOfflineQueue: true })
-      : (this.redis as Redis).duplicate({ enableOfflineQueue: true, autoResubscribe: false, lazyConnect: false })
+      : (this.redis as Redis).duplicate({ enableOfflineQueue: true, autoResendUnfulfilledCommands: true, autoResubscribe: false, lazyConnect: false })
     this.subscriber = subscriber
     const on = (event: string, listener: (...args: any[]) => void): void => {
       subscriber.on(event, listener)
@@ -210,10 +212,20 @@ export class RedisNotifier implements LongPollNotifier {
   private onMessage (name: string, payload: string): void {
     if (this.handlers === null || !name.startsWith(this.prefix) || name.length < this.prefix.length + 2) return
     const channel = name.slice(this.prefix.length + 1, -1)
-    if (payload === 'd') return this.handlers.event(channel, { type: 'disconnect' })
-    const dot = payload.lastIndexOf('.')
-    if (!payload.startsWith('m:') || dot < 0) return
-    this.handlers.event(channel, { type: 'message', epoch: payload.slice(2, dot), seq: Number(payload.slice(dot + 1)) })
+    let event: ChannelEvent
+    if (payload === 'd') {
+      event = { type: 'disconnect' }
+    } else {
+      const dot = payload.lastIndexOf('.')
+      if (!payload.startsWith('m:') || dot < 0) return
+      event = { type: 'message', epoch: payload.slice(2, dot), seq: Number(payload.slice(dot + 1)) }
+    }
+    // We are called from ioredis's socket handler: a throw here would be an uncaught exception.
+    try {
+      this.handlers.event(channel, event)
+    } catch (err) {
+      this.log.error({ err, channel }, 'fastify-longpoll: a notifier event handler threw')
+    }
   }
 
   private onDrop (): void {
