@@ -4,7 +4,7 @@
 //
 // Commands (IPC, each answered with { type: 'done', id, result } or { type: 'failed', id, message }):
 //   open      { bases, channels, timeout, batch, repoll }   hold one poll per entry of `channels`
-//   push      { rate, rounds, drainMs, payload }            push to every channel at `rate`/s, wait for deliveries
+//   push      { rate, window, maxMs, rounds, drainMs, payload }  push to each channel in turn, wait for deliveries
 //   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
 //   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
 //   close     {}                                            destroy every socket (held polls are aborted)
@@ -125,7 +125,7 @@ function summary (extra = {}) {
 }
 
 const commands = {
-  async open ({ bases: urls, channels, timeout, batch = 200, repoll: again = true }) {
+  async open ({ bases: urls, channels, timeout, batch = 500, repoll: again = true }) {
     setup(urls)
     repoll = again
     pollTimeout = timeout
@@ -142,7 +142,10 @@ const commands = {
     return { opened: pollers.length }
   },
 
-  async push ({ rate, rounds, drainMs, payload }) {
+  // Pushes at `rate`/s, round-robin over the channels, with at most `window` messages in flight (sent, not yet
+  // delivered): when the server (or a busy machine) cannot keep up, the rate drops instead of a queue growing
+  // in the client, so latency stays the server's, and the achieved rate is reported.
+  async push ({ rate, rounds, drainMs, payload, window = 100, maxMs = 60_000 }) {
     Object.assign(counts, newCounts())
     const total = pollers.length * rounds
     const t0 = performance.now()
@@ -151,11 +154,11 @@ const commands = {
     await new Promise((resolve) => {
       const tick = () => {
         const due = Math.min(total, Math.floor((performance.now() - t0) * rate / 1000) + 1)
-        while (sent < due) {
+        while (sent < due && counts.pushed - counts.pushFailed - counts.delivered < window) {
           pending.push(sendPush(pollers[sent % pollers.length], payload))
           sent++
         }
-        if (sent < total) setTimeout(tick, 2)
+        if (sent < total && performance.now() - t0 < maxMs) setTimeout(tick, 1)
         else resolve()
       }
       tick()

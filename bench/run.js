@@ -7,7 +7,7 @@
 // bench/results/latest.{json,md,svg} (a --quick run writes to bench/results/tmp/ unless --out is given).
 //
 //   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput]
-//                     [--profile SERVER] [--no-latest]
+//                     [--profile SERVER] [--no-latest] [--wait-idle SECONDS]
 import { fork, spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
 import net from 'node:net'
@@ -64,6 +64,8 @@ const config = quick
       warmupHeld: 1000,
       perClient: 8000
     }
+config.pushWindow = 100 // held: at most this many messages in flight (pushed, not yet delivered)
+config.pushMaxMs = quick ? 5000 : 20_000 // held: the push phase stops after this long, even if not every channel got its push
 config.pollTimeoutMs = 60_000 // the plugin's default maxTimeout: held polls never time out during a scenario
 config.payload = 'hello from the bench' // data = { k, text: payload }: ~40 bytes of JSON
 
@@ -89,7 +91,7 @@ const scenarioIds = [
 
 // ------------------------------------------------------------------------------------ progress and cleanup
 const t0 = Date.now()
-const loadAtStart = os.loadavg().map((x) => round(x, 2))
+let loadAtStart = os.loadavg().map((x) => round(x, 2))
 function log (message) {
   const s = Math.round((Date.now() - t0) / 100) / 10
   process.stderr.write(`[bench ${s.toFixed(1).padStart(6)}s] ${message}\n`)
@@ -292,6 +294,7 @@ async function startRedis () {
   for (let i = 0; i < 100; i++) {
     try {
       client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+      client.on('error', () => {}) // refused until redis-server listens: retried below
       await client.connect()
       await client.ping()
       break
@@ -403,7 +406,7 @@ async function held (set, n) {
     const before = await serverStats(set)
     const redisBefore = redisCpuUs()
     await redisResetStats()
-    const parts = await Promise.all(clients.map((c) => call(c, { cmd: 'push', rate: config.pushRate / workers, rounds: 1, drainMs: 10_000, payload: config.payload }, 180_000)))
+    const parts = await Promise.all(clients.map((c) => call(c, { cmd: 'push', rate: config.pushRate / workers, window: Math.ceil(config.pushWindow / workers), maxMs: config.pushMaxMs, rounds: 1, drainMs: 10_000, payload: config.payload }, 300_000)))
     const after = await serverStats(set)
     const redisUs = redisCpuUs() - redisBefore
     const commands = await redisCommands()
@@ -429,11 +432,12 @@ async function held (set, n) {
       pollStatus: r.pollStatus,
       latencyMs: percentiles(r.latencies),
       pushMs: round(Math.max(...parts.map((p) => p.pushMs)), 0),
+      pushRate: round(r.acked / (Math.max(...parts.map((p) => p.pushMs)) / 1000), 0),
       cpuUs,
       cpuPerMsgUs: round(cpuUs / Math.max(1, r.delivered), 2),
       ...(set.def.redis ? redisFields(redisUs, commands, r.delivered, r.acked) : {})
     }
-    log(`${set.def.id}: held ${n}: delivered ${r.delivered}/${r.acked}, lost ${r.lost}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, CPU ${row.cpuPerMsgUs} µs/msg, RSS ${(row.rssPerPoll / 1024).toFixed(2)} KiB/poll`)
+    log(`${set.def.id}: held ${n}: delivered ${r.delivered}/${r.acked}, lost ${r.lost}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, CPU ${row.cpuPerMsgUs} µs/msg, RSS ${(row.rssPerPoll / 1024).toFixed(2)} KiB/poll, achieved ${row.pushRate} pushes/s`)
     return row
   } finally {
     await closeClients(clients)
@@ -640,7 +644,20 @@ function redisServerInstalled () {
   }
 }
 
+/** --wait-idle S: wait up to S seconds for the 1-minute load average to fall under 1.0 (a shared machine). */
+async function waitIdle () {
+  const limit = Number(value('wait-idle') ?? 0)
+  if (!(limit > 0)) return
+  const deadline = Date.now() + limit * 1000
+  while (os.loadavg()[0] >= 1.0 && Date.now() < deadline) {
+    log(`waiting for an idle machine: load average ${os.loadavg().map((x) => x.toFixed(2)).join(', ')}`)
+    await sleep(15_000)
+  }
+}
+
 async function main () {
+  await waitIdle()
+  loadAtStart = os.loadavg().map((x) => round(x, 2))
   log(`${quick ? 'quick smoke run' : 'full run'}: servers ${servers.map((s) => s.id).join(', ')}; scenarios ${scenarioIds.join(', ')}`)
   const { redisClasses } = await ensureBuilt()
   const wantsRedis = servers.some((s) => s.redis)
@@ -673,7 +690,7 @@ async function main () {
           scenarioIds.filter((s) => !s.startsWith('held-'))
         ]).filter((g) => g.length > 0)
     for (const group of groups) {
-      const profile = profileServer === def.id
+      const profile = profileServer?.split(',').includes(def.id) === true
       const set = await startServers(def, profile)
       try {
         log(`${def.id}: started (${set.bases.join(', ')}), warming up`)

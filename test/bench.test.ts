@@ -33,6 +33,7 @@ t.test('npm run bench -- --quick completes and writes every server × scenario r
   // The bench's processes must not run under the test runner's loaders and coverage hooks.
   const env = { ...process.env }
   delete env.NODE_OPTIONS
+  delete env.NODE_V8_COVERAGE
   const { code, stderr } = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
     execFile(process.execPath, ['bench/run.js', '--quick', '--out', out], { cwd: root, env, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stderr })
