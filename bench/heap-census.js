@@ -3,7 +3,7 @@
 // hold N polls on N channels, and diffs two V8 heap snapshots (before/after, each after a forced GC) by object
 // type and constructor name. Prints the objects and bytes that each held poll adds to the heap.
 //
-//   node --expose-gc bench/heap-census.js <memory|node-http|fastify-map> [N=2000] [--top 30]
+//   node --expose-gc bench/heap-census.js <memory|node-http|fastify-map> [N=2000] [--top 30] [--package DIR]
 import { fork } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import os from 'node:os'
@@ -26,7 +26,9 @@ async function start () {
   if (kind === 'node-http') return (await import('./baselines/node-http.js')).start()
   if (kind === 'fastify-map') return (await import('./baselines/fastify-map.js')).start()
   const { default: Fastify } = await import('fastify')
-  const { default: longpoll } = await import('fastify-longpoll')
+  // --package DIR: a patched build (e.g. a copy of dist/esm) instead of the package's own.
+  const pkgIndex = process.argv.indexOf('--package')
+  const { default: longpoll } = await import(pkgIndex === -1 ? 'fastify-longpoll' : path.resolve(process.argv[pkgIndex + 1], 'index.js'))
   const app = Fastify({ logger: false })
   await app.register(longpoll)
   await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })

@@ -50,7 +50,10 @@ let idle = 0
 for (const [id, us] of self) {
   const n = nodes.get(id)
   const name = n.callFrame.functionName
-  if (name === '(idle)' || name === '(program)') idle += name === '(idle)' ? us : 0
+  if (name === '(idle)') {
+    idle += us
+    continue
+  }
   byFunction.set(label(n), (byFunction.get(label(n)) ?? 0) + us)
   byPlace.set(where(n), (byPlace.get(where(n)) ?? 0) + us)
 }
