@@ -7,7 +7,7 @@
 // bench/results/latest.{json,md,svg} (a --quick run writes to bench/results/tmp/ unless --out is given).
 //
 //   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput]
-//                     [--profile SERVER] [--no-latest] [--wait-idle SECONDS]
+//                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 import { fork, spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
 import net from 'node:net'
@@ -34,7 +34,7 @@ const quick = flag('quick')
 const startedAt = new Date()
 const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-') + 'Z'
 const outDir = path.resolve(value('out') ?? (quick ? path.join(here, 'results', 'tmp') : path.join(here, 'results')))
-const writeLatest = !flag('no-latest') && value('out') === undefined && !quick
+const writeLatest = !flag('no-latest') && value('out') === undefined && !quick && value('candidate') === undefined
 const profileServer = value('profile')
 
 const config = quick
@@ -79,6 +79,11 @@ const SERVERS = [
   { id: 'redis-1', label: 'fastify-longpoll, Redis, 1 instance', kind: 'redis', instances: 1, redis: true },
   { id: 'redis-2', label: 'fastify-longpoll, Redis, 2 instances', kind: 'redis', instances: 2, redis: true }
 ]
+// --candidate DIR: also measure the plugin (memory store) loaded from a patched build, in the same run.
+const candidate = value('candidate')
+if (candidate !== undefined) {
+  SERVERS.splice(3, 0, { id: 'candidate', label: `fastify-longpoll, memory, candidate build (${candidate})`, kind: 'memory', instances: 1, env: { BENCH_PACKAGE: path.resolve(candidate) } })
+}
 const serverFilter = value('servers')?.split(',')
 const servers = SERVERS.filter((s) => serverFilter === undefined || serverFilter.includes(s.id))
 
@@ -203,7 +208,7 @@ async function startServers (def, profile) {
     }
     const child = forkChild(path.join(here, 'server.js'), [def.kind], {
       execArgv,
-      env: { ...process.env, REDIS_URL: redis?.url ?? '', NODE_ENV: 'production' }
+      env: { ...process.env, REDIS_URL: redis?.url ?? '', NODE_ENV: 'production', ...def.env }
     })
     const ready = await waitReady(child, `${def.id} server`)
     procs.push({ child, base: `http://127.0.0.1:${ready.port}` })

@@ -3,8 +3,10 @@
 // server CPU and RSS are always read from the server process, never from the client.
 //
 //   node --expose-gc bench/server.js <kind>        kind: memory | redis | node-http | fastify-map
-//   env REDIS_URL for kind=redis
+//   env REDIS_URL for kind=redis; env BENCH_PACKAGE=DIR to load the plugin from a patched build
+import path from 'node:path'
 import process from 'node:process'
+import { pathToFileURL } from 'node:url'
 
 const kind = process.argv[2]
 if (typeof process.send !== 'function') {
@@ -18,9 +20,11 @@ process.on('SIGTERM', () => process.exit(0))
 
 /** The built package. dist/ is rebuilt now and then by whoever shares this tree: wait out a build in progress. */
 async function importPackage () {
+  // BENCH_PACKAGE: a patched build (a directory holding index.js, e.g. a copy of dist/esm) to compare.
+  const target = process.env.BENCH_PACKAGE ? pathToFileURL(path.resolve(process.env.BENCH_PACKAGE, 'index.js')).href : 'fastify-longpoll'
   for (let attempt = 0; ; attempt++) {
     try {
-      return await import('fastify-longpoll')
+      return await import(target)
     } catch (err) {
       if (err.code !== 'ERR_MODULE_NOT_FOUND' || attempt >= 60) throw err
       await new Promise((resolve) => setTimeout(resolve, 500))

@@ -20,15 +20,17 @@ export function evaluateTargets (results) {
     out.push({ server, scenario, what, field, value, reference, referenceValue: base, ratio: round(ratio, 3), limit, met: ratio <= limit })
   }
   for (const scenario of results.scenarios) {
-    if (scenario.startsWith('held-')) {
-      check(MEMORY, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
-      check(MEMORY, scenario, 'RSS/poll', 'rssPerPoll', FLOOR, 1.15)
-      check(MEMORY, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
-    } else if (scenario === 'pingpong') {
-      check(MEMORY, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
-      check(MEMORY, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
-    } else if (scenario === 'fanout') {
-      check(MEMORY, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 0.4)
+    for (const server of [MEMORY, 'candidate']) {
+      if (scenario.startsWith('held-')) {
+        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
+        check(server, scenario, 'RSS/poll', 'rssPerPoll', FLOOR, 1.15)
+        check(server, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
+      } else if (scenario === 'pingpong') {
+        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
+        check(server, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
+      } else if (scenario === 'fanout') {
+        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 0.4)
+      }
     }
     if (scenario.startsWith('held-') || scenario === 'pingpong' || scenario === 'fanout') {
       check('redis-1', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
@@ -155,7 +157,7 @@ export function renderMarkdown (results) {
   return lines.join('\n')
 }
 
-const COLORS = { 'node-http': '#7f7f7f', 'fastify-map': '#bcbd22', memory: '#1f77b4', 'redis-1': '#d62728', 'redis-2': '#ff7f0e' }
+const COLORS = { 'node-http': '#7f7f7f', 'fastify-map': '#bcbd22', memory: '#1f77b4', candidate: '#17becf', 'redis-1': '#d62728', 'redis-2': '#ff7f0e' }
 
 /** A grouped bar chart of costs relative to the node:http floor (lower is better). Hand-written SVG. */
 export function renderSvg (results) {
