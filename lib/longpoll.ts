@@ -91,7 +91,14 @@ export class LongPoll implements LongPollApi {
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // Deleted first, then announced: a client that re-polls on `disconnected` finds the channel's new life.
-    await this.options.notifier.publish(channel, { type: 'disconnect' })
+    // If the announcement fails, held polls are not released: say so (503), and a retry is harmless because
+    // deleting an already deleted channel is a no-op.
+    try {
+      await this.options.notifier.publish(channel, { type: 'disconnect' })
+    } catch (err) {
+      this.log.error({ err, channel }, 'fastify-longpoll: the notifier failed to announce a disconnect')
+      throw new errors.NotifierUnavailable((err as Error).message, { cause: err })
+    }
   }
 
   stats (): LongPollStats {

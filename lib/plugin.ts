@@ -25,7 +25,8 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
 
   await options.notifier.start({
     event: (channel, event) => hub.event(channel, event),
-    resync: () => hub.resync()
+    resync: () => hub.resync(),
+    log: fastify.log
   })
 
   fastify.decorate('longpoll', Object.freeze({

@@ -1,7 +1,7 @@
 // POST /push and app.longpoll.push: one code path, a 2xx only for a stored message, clear 4xx otherwise.
 import t from 'tap'
 import { makeApp } from './helpers/app.js'
-import { MemoryStore, type LongPollStore } from '../lib/index.js'
+import { MemoryNotifier, MemoryStore, type LongPollNotifier, type LongPollStore } from '../lib/index.js'
 
 t.test('any JSON value is a message, delivered exactly as pushed', async (t) => {
   const app = await makeApp(t)
@@ -77,6 +77,27 @@ t.test('a store that fails answers 503 and never 2xx', async (t) => {
   const disconnect = await app.inject({ method: 'DELETE', url: '/lp/disconnect?channel=a' })
   t.equal(disconnect.statusCode, 503)
   t.equal(app.longpoll.stats().pushed, 0)
+})
+
+t.test('a notifier that fails to publish: push still answers 200 (stored), disconnect answers 503', async (t) => {
+  const notifier = new MemoryNotifier()
+  // A fault a real in-process notifier cannot produce on demand: publish rejects, everything else is real.
+  const failing: LongPollNotifier = {
+    start: notifier.start.bind(notifier),
+    subscribe: notifier.subscribe.bind(notifier),
+    unsubscribe: notifier.unsubscribe.bind(notifier),
+    publish: async () => { throw new Error('broker gone') },
+    close: notifier.close.bind(notifier)
+  }
+  const app = await makeApp(t, { notifier: failing })
+  app.log.level = 'silent'
+  const push = await app.inject({ method: 'POST', url: '/lp/push', payload: { channel: 'a', data: 1 } })
+  t.equal(push.statusCode, 200, 'the message is stored, so the push succeeded')
+  t.equal((await app.inject({ method: 'GET', url: '/lp/poll?channel=a&timeout=0' })).json().messages.length, 1)
+  const res = await app.inject({ method: 'DELETE', url: '/lp/disconnect?channel=a' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'FST_LONGPOLL_NOTIFIER_UNAVAILABLE')
+  t.match(res.json().message, /broker gone/)
 })
 
 t.test('disconnect deletes the channel\'s messages; a later poll starts empty', async (t) => {

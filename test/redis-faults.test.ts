@@ -2,9 +2,10 @@
 // and the plugin's shutdown. All against a real redis-server this test kills (SIGKILL) and starts again.
 import t, { type Test } from 'tap'
 import { Redis } from 'ioredis'
+import Fastify from 'fastify'
 import { heldPolls, poll, push, serve, until } from './helpers/app.js'
 import { redisApp, runPrefix, startRedis, type RedisApp } from './helpers/redis.js'
-import { MemoryStore, RedisNotifier, RedisStore } from '../lib/index.js'
+import longpoll, { MemoryStore, RedisNotifier, RedisStore } from '../lib/index.js'
 
 /** Pushes until the store answers again after an outage; every answer before that must be a 503. */
 async function pushWhenBack (t: Test, app: RedisApp, channel: string, data: unknown): Promise<string> {
@@ -132,6 +133,26 @@ t.test('pushes while Redis is down all answer 503 at once, and none is stored wh
   const read = await poll(a.base, { channel, timeout: 0 })
   t.same(read.body.messages.map((m: any) => m.data), ['after'], 'only the message pushed after the restart')
   t.equal(read.body.messages[0].id, id)
+})
+
+t.test('a RedisNotifier given no log reports its incidents through app.log', async (t) => {
+  const server = await startRedis(t)
+  const prefix = runPrefix()
+  const redis = server.client(t)
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(() => app.close())
+  await app.register(longpoll, { store: new RedisStore({ redis, prefix }), notifier: new RedisNotifier({ redis, prefix }) })
+  await app.ready()
+  const notifierLines = (): Array<{ level: number, msg: string }> => lines.filter((line) => /Redis subscriber/.test(line.msg))
+  // A held poll subscribes its channel, so the subscriber connection is a pub/sub one that CLIENT KILL finds.
+  const held = app.inject({ method: 'GET', url: '/poll?channel=logged&cursor=latest&timeout=60000' })
+  await heldPolls(app, 1)
+  await server.client(t).client('KILL', 'TYPE', 'pubsub')
+  await until(() => notifierLines().some((line) => line.level === 30), 10_000, `the recovery line in app.log: ${JSON.stringify(lines)}`)
+  t.same(notifierLines().map((line) => line.level), [40, 30], 'one warning when the subscriber drops, one line when it is back')
+  await app.longpoll.push('logged', 'done')
+  t.equal((await held).json().status, 'ok')
 })
 
 t.test('a Redis that hangs: a push answers 503 after commandTimeout, never 2xx', async (t) => {

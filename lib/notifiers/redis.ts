@@ -2,14 +2,10 @@
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { checkClient, checkPrefix } from '../stores/redis.js'
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from './types.js'
+import type { ChannelEvent, LongPollNotifier, NotifierHandlers, NotifierLogger } from './types.js'
 
-/** Where the notifier reports Redis trouble: `app.log` fits (`{ log: app.log }`). */
-export interface RedisNotifierLogger {
-  error (obj: object, msg: string): void
-  warn (obj: object, msg: string): void
-  info (obj: object, msg: string): void
-}
+/** Where the notifier reports Redis trouble: `app.log` fits. */
+export type RedisNotifierLogger = NotifierLogger
 
 export interface RedisNotifierOptions {
   /**
@@ -27,7 +23,7 @@ export interface RedisNotifierOptions {
   linger?: number
   /** Milliseconds `publish` may take before it rejects (default 5000); the event may still be delivered later. */
   commandTimeout?: number
-  /** Reports connection loss and recovery, once per incident. Default: silent. */
+  /** Reports connection loss and recovery, once per incident. Default: the app's logger (`app.log`). */
   log?: RedisNotifierLogger
 }
 
@@ -57,7 +53,8 @@ export class RedisNotifier implements LongPollNotifier {
   private readonly redis: Redis | Cluster
   private readonly linger: number
   private readonly commandTimeout: number
-  private readonly log: RedisNotifierLogger
+  private log: RedisNotifierLogger
+  private readonly configuredLog: RedisNotifierLogger | undefined
   private readonly sharded: boolean
   private subscriber: Redis | Cluster | null = null
   private handlers: NotifierHandlers | null = null
@@ -77,6 +74,7 @@ export class RedisNotifier implements LongPollNotifier {
     this.prefix = checkPrefix(options.prefix)
     this.linger = nonNegative(options.linger ?? 2_000, 'linger')
     this.commandTimeout = nonNegative(options.commandTimeout ?? 5_000, 'commandTimeout')
+    this.configuredLog = options.log
     this.log = options.log ?? silent
     this.sharded = (this.redis as Cluster).isCluster === true
   }
@@ -84,6 +82,7 @@ export class RedisNotifier implements LongPollNotifier {
   start (handlers: NotifierHandlers): void {
     if (this.subscriber !== null) throw new Error('RedisNotifier.start() was called twice: use one notifier per app')
     this.handlers = handlers
+    this.log = this.configuredLog ?? handlers.log ?? silent
     // Our own connection, with the options this code relies on whatever the user's client says: commands
     // queue while it reconnects; a SUBSCRIBE caught in flight by a drop is re-sent, so its promise settles
     // (with autoResendUnfulfilledCommands off, ioredis would leave it pending forever, and every poll of

@@ -11,6 +11,15 @@ export interface NotifierHandlers {
    * re-check the store.
    */
   resync (): void
+  /** The app's logger (`app.log`), for notifiers that report broker trouble. */
+  log?: NotifierLogger
+}
+
+/** The subset of a pino logger a notifier may use. */
+export interface NotifierLogger {
+  info (obj: object, msg: string): void
+  warn (obj: object, msg: string): void
+  error (obj: object, msg: string): void
 }
 
 /**
