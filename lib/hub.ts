@@ -109,7 +109,8 @@ export class Hub {
     if (typeof position === 'object') poll.cursor = position
     poll.timer = setTimeout(() => this.expire(poll), timeout)
     try {
-      await poll.waiters.ready
+      // Awaiting `undefined` (the memory notifier subscribes synchronously) still costs a microtask turn.
+      if (poll.waiters.ready !== undefined) await poll.waiters.ready
       while (poll.state === READING) {
         const result = await this.read(channel, poll.cursor ?? position, limit)
         if (poll.state !== READING) return // answered (close) or aborted meanwhile
@@ -188,6 +189,13 @@ export class Hub {
     try {
       do {
         waiters.rewake = false
+        if (waiters.polls.size === 1) {
+          // One poll on the channel (per-user channels, the common case): no key, no Map, no Promise.all.
+          const poll = waiters.polls.values().next().value as HeldPoll
+          if (poll.state === READING) poll.dirty = true
+          else await this.deliver([poll])
+          continue
+        }
         const groups = new Map<string, HeldPoll[]>()
         for (const poll of waiters.polls) {
           if (poll.state === READING) {
@@ -271,7 +279,8 @@ export class Hub {
     this.reject(poll.reply, err)
   }
 
-  private reject (reply: FastifyReply, err: Error): void {
+  /** Answers a poll with an error; a 503 says when to retry. */
+  reject (reply: FastifyReply, err: Error): void {
     if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', String(this.options.retryAfter))
     reply.send(err)
   }
