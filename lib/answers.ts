@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import { formatCursor } from './cursor.js'
 import type { StoredMessage } from './stores/types.js'
 
@@ -14,4 +15,10 @@ export function answerBody (status: PollStatus, epoch: string, messages: StoredM
   }
   const gapField = gap ? ',"gap":true' : ''
   return Buffer.from(`{"status":"${status}","messages":[${items}],"cursor":"${formatCursor(epoch, seq)}"${gapField}}`)
+}
+
+/** A 503 (limit reached, closing, store or notifier unavailable) is worth retrying: say when, in `Retry-After`. */
+export function withRetryAfter (reply: FastifyReply, err: Error, seconds: number): Error {
+  if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', String(seconds))
+  return err
 }

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import { answerBody, type PollStatus } from './answers.js'
+import { answerBody, withRetryAfter, type PollStatus } from './answers.js'
 import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
 import type { LongPollStore, ReadResult } from './stores/types.js'
@@ -281,8 +281,7 @@ export class Hub {
 
   /** Answers a poll with an error; a 503 says when to retry. */
   reject (reply: FastifyReply, err: Error): void {
-    if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', String(this.options.retryAfter))
-    reply.send(err)
+    reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
   private release (poll: HeldPoll): void {

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { withRetryAfter } from './answers.js'
 import { parsePosition } from './cursor.js'
 import { errors } from './errors.js'
 import { LongPoll, type LongPollApi } from './longpoll.js'
@@ -94,10 +95,14 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
       body: pushBody(options.channelPattern),
       response: { 200: PushAnswer, ...errorAnswers }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { channel, data } = request.body
     await authorize(request, 'push', channel)
-    return longpoll.push(channel, data)
+    try {
+      return await longpoll.push(channel, data)
+    } catch (err) {
+      throw withRetryAfter(reply, err as Error, options.retryAfter)
+    }
   })
 
   app.delete('/disconnect', {
@@ -106,10 +111,14 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
       querystring: channelQuery(options.channelPattern),
       response: { 200: DisconnectAnswer, ...errorAnswers }
     }
-  }, async (request) => {
+  }, async (request, reply) => {
     const { channel } = request.query
     await authorize(request, 'disconnect', channel)
-    await longpoll.disconnect(channel)
+    try {
+      await longpoll.disconnect(channel)
+    } catch (err) {
+      throw withRetryAfter(reply, err as Error, options.retryAfter)
+    }
     return { channel, status: 'disconnected' as const }
   })
 }
