@@ -633,8 +633,8 @@ function machine () {
 
 async function ensureBuilt () {
   if (!existsSync(path.join(root, 'dist', 'esm', 'index.js'))) {
-    log('dist/ is missing: building (node scripts/build.mjs)')
-    execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
+    log('dist/ is missing: building (npm run build)')
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
   }
   const lib = await import('fastify-longpoll')
   return { redisClasses: typeof lib.RedisStore === 'function' && typeof lib.RedisNotifier === 'function' }

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify'
 
 const root = new URL('../', import.meta.url)
 if (!existsSync(new URL('dist/esm/client/index.js', root))) {
-  throw new Error('dist/ is missing: the examples import the built package; run `node scripts/build.mjs` first')
+  throw new Error('dist/ is missing: the examples import the built package; run `npm run build` first')
 }
 // A plain JavaScript example: a computed specifier keeps the type checker out of it.
 const chat = await import(new URL('examples/chat/server.js', root).href) as {

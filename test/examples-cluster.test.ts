@@ -6,7 +6,7 @@ import { runPrefix, startRedis } from './helpers/redis.js'
 
 const root = new URL('../', import.meta.url)
 if (!existsSync(new URL('dist/esm/index.js', root))) {
-  throw new Error('dist/ is missing: the examples import the built package; run `node scripts/build.mjs` first')
+  throw new Error('dist/ is missing: the examples import the built package; run `npm run build` first')
 }
 
 interface Instance { name: string, address: string, stats: { pushed: number, delivered: number, answered: number } }

@@ -1,7 +1,7 @@
 // Held polls over real sockets: wake-up, fan-out, timeout, disconnect, limits, aborts and close.
 import t from 'tap'
 import http from 'node:http'
-import Fastify from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import longpoll from '../lib/index.js'
 import { heldPolls, poll, push, serve, until } from './helpers/app.js'
 
@@ -133,7 +133,7 @@ t.test('a poll without timeout is held for the timeout option', async (t) => {
 })
 
 t.test('a server-wide handlerTimeout shorter than a hold does not cut held polls off', async (t) => {
-  const app = Fastify({ handlerTimeout: 100 } as Parameters<typeof Fastify>[0])
+  const app = Fastify({ handlerTimeout: 100 } as FastifyServerOptions)
   t.teardown(() => app.close())
   await app.register(longpoll, { prefix: '/lp', maxTimeout: 1000 })
   await app.listen({ port: 0, host: '127.0.0.1' })

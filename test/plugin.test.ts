@@ -37,7 +37,7 @@ t.test('registering twice on one instance is refused by fastify-plugin', async (
   t.teardown(() => app.close())
   app.register(longpoll)
   app.register(longpoll)
-  await t.rejects(app.ready(), { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_ERR_DEC_ALREADY_PRESENT' })
 })
 
 const invalid: Array<[string, Record<string, unknown>]> = [
@@ -68,7 +68,7 @@ for (const [option, options] of invalid) {
     const app = Fastify()
     t.teardown(() => app.close())
     app.register(longpoll, options as LongPollOptions)
-    await t.rejects(app.ready(), { code: 'FST_LONGPOLL_INVALID_OPTION', message: new RegExp(`"${option}"`) })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_LONGPOLL_INVALID_OPTION', message: new RegExp(`"${option}"`) })
   })
 }
 

@@ -74,7 +74,7 @@ t.test('a store that fails answers 503 and never 2xx', async (t) => {
   t.equal(res.json().code, 'FST_LONGPOLL_STORE_UNAVAILABLE')
   t.match(res.json().message, /connection refused/)
   t.equal(res.headers['retry-after'], '1', 'worth retrying: Retry-After says when')
-  await t.rejects(app.longpoll.push('a', 1), { statusCode: 503 })
+  await t.rejects(app.longpoll.push('a', 1), { code: 'FST_LONGPOLL_STORE_UNAVAILABLE', statusCode: 503 })
   const disconnect = await app.inject({ method: 'DELETE', url: '/lp/disconnect?channel=a' })
   t.equal(disconnect.statusCode, 503)
   t.equal(app.longpoll.stats().pushed, 0)
