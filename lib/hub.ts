@@ -85,6 +85,7 @@ export class Hub {
 
   /** Answers at once from the store: a `timeout=0` poll. */
   async shortPoll (reply: FastifyReply, channel: string, position: Position, limit: number): Promise<void> {
+    if (this.closing) return this.reject(reply, new errors.Closing())
     let result: ReadResult
     try {
       result = await this.read(channel, position, limit)
@@ -101,6 +102,12 @@ export class Hub {
   /** Answers with messages as soon as there are any after `position`, or at `timeout`. */
   async hold (reply: FastifyReply, channel: string, position: Position, limit: number, timeout: number): Promise<void> {
     if (this.closing) return this.reject(reply, new errors.Closing())
+    // The client left while an async authorize hook ran: its 'close' event has passed, so holding the poll would
+    // keep a slot and a timer until the timeout for nobody.
+    if (reply.raw.destroyed) {
+      this.counters.aborted++
+      return
+    }
     if (this.held >= this.options.maxHeldPolls) {
       this.counters.rejected++
       return this.reject(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
@@ -166,7 +173,7 @@ export class Hub {
     if (waiters === undefined) {
       waiters = new ChannelWaiters(channel)
       this.channels.set(channel, waiters)
-      waiters.ready = this.options.notifier.subscribe(channel)
+      waiters.ready = subscribeSafely(this.options.notifier, channel)
     }
     const poll = new HeldPoll(waiters, reply, limit, this)
     waiters.polls.add(poll)
@@ -294,9 +301,27 @@ export class Hub {
     this.held--
     if (waiters.polls.size === 0 && this.channels.get(waiters.channel) === waiters) {
       this.channels.delete(waiters.channel)
-      Promise.resolve(this.options.notifier.unsubscribe(waiters.channel)).catch((err: unknown) => {
+      const failed = (err: unknown): void => {
         this.options.log.warn({ err, channel: waiters.channel }, 'fastify-longpoll: unsubscribe failed')
-      })
+      }
+      // A notifier may throw instead of rejecting: the poll is released either way, and still answered.
+      try {
+        Promise.resolve(this.options.notifier.unsubscribe(waiters.channel)).catch(failed)
+      } catch (err) {
+        failed(err)
+      }
     }
+  }
+}
+
+/**
+ * A notifier may throw instead of rejecting: turn that into a rejected subscription, which the poll answers
+ * (503) and which releases the channel like any failed subscription, rather than an exception thrown mid-attach.
+ */
+function subscribeSafely (notifier: LongPollNotifier, channel: string): Promise<void> | void {
+  try {
+    return notifier.subscribe(channel)
+  } catch (err) {
+    return Promise.reject(err)
   }
 }

@@ -77,9 +77,14 @@ export class LongPoll implements LongPollApi {
     this.pushed++
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
     // still see the message on their next wake-up or resync; it is never lost, only late.
-    notifier.publish(channel, { type: 'message', epoch: stored.epoch, seq: stored.seq }).catch((err: unknown) => {
+    const failed = (err: unknown): void => {
       this.log.warn({ err, channel }, 'fastify-longpoll: the notifier failed to publish a message')
-    })
+    }
+    try {
+      notifier.publish(channel, { type: 'message', epoch: stored.epoch, seq: stored.seq }).catch(failed)
+    } catch (err) {
+      failed(err) // a notifier that throws instead of rejecting: still a stored message, still a 200
+    }
     return { id: formatCursor(stored.epoch, stored.seq) }
   }
 

@@ -75,6 +75,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     if (!KNOWN.has(key) && !FASTIFY_REGISTER_OPTIONS.has(key)) throw new errors.InvalidOption(key, 'is not an option of fastify-longpoll')
   }
   const maxTimeout = integer(options, 'maxTimeout', 60_000, 1)
+  // setTimeout treats a delay above 2^31-1 ms (about 24.8 days) as 1 ms.
+  if (maxTimeout > 2_147_483_647) throw new errors.InvalidOption('maxTimeout', `must not exceed 2147483647 (ms), got ${maxTimeout}`)
   // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
   const timeout = integer(options, 'timeout', Math.min(30_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)

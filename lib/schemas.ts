@@ -42,7 +42,8 @@ export const DisconnectAnswer = Type.Object({ channel: Type.String(), status: Ty
 
 export const ErrorAnswer = Type.Object({
   statusCode: Type.Integer(),
-  code: Type.String(),
+  // Optional: an error thrown by the user's authorize hook (a plain Error, an http-errors object) has none.
+  code: Type.Optional(Type.String()),
   error: Type.String(),
   message: Type.String()
 })

@@ -1,7 +1,7 @@
 // authorize(request, { action, channel }): sync or async; not true → 403 before any hold or store write;
 // an exception → 500 with nothing stored.
 import t from 'tap'
-import { heldPolls, makeApp, serve } from './helpers/app.js'
+import { heldPolls, makeApp, serve, until } from './helpers/app.js'
 import type { AuthorizeContext } from '../lib/index.js'
 
 t.test('it sees every action with its channel and the request', async (t) => {
@@ -48,8 +48,43 @@ t.test('an exception answers 500 with nothing stored', async (t) => {
   app.log.level = 'silent'
   const res = await app.inject({ method: 'POST', url: '/lp/push', payload: { channel: 'a', data: 1 } })
   t.equal(res.statusCode, 500)
+  t.equal(res.json().message, 'auth service down', 'the hook\'s own error, not a serialization failure')
   t.equal(app.longpoll.stats().pushed, 0)
-  t.equal((await app.inject({ method: 'GET', url: '/lp/poll?channel=a&timeout=0' })).statusCode, 500)
+  const polled = await app.inject({ method: 'GET', url: '/lp/poll?channel=a&timeout=0' })
+  t.equal(polled.statusCode, 500)
+  t.equal(polled.json().message, 'auth service down')
+})
+
+t.test('an error with its own statusCode (as http-errors makes) answers with it', async (t) => {
+  const app = await makeApp(t, { authorize: async () => { throw Object.assign(new Error('token expired'), { statusCode: 401 }) } })
+  app.log.level = 'silent'
+  for (const request of [{ method: 'POST' as const, url: '/lp/push', payload: { channel: 'a', data: 1 } }, { method: 'GET' as const, url: '/lp/poll?channel=a&timeout=0' }]) {
+    const res = await app.inject(request)
+    t.equal(res.statusCode, 401)
+    t.equal(res.json().message, 'token expired')
+  }
+  const forbidden = await makeApp(t, { authorize: () => { throw Object.assign(new Error('not yours'), { statusCode: 403 }) } })
+  const res = await forbidden.inject({ method: 'GET', url: '/lp/poll?channel=a&timeout=0' })
+  t.equal(res.statusCode, 403, 'a 403 without a code is still answered as 403')
+  t.equal(res.json().message, 'not yours')
+})
+
+t.test('a client that leaves while an async authorize runs is not held', async (t) => {
+  let entered!: () => void
+  const inHook = new Promise<void>((resolve) => { entered = resolve })
+  let release!: () => void
+  const hook = new Promise<void>((resolve) => { release = resolve })
+  const { app, base } = await serve(t, { authorize: async () => { entered(); await hook; return true } })
+  const controller = new AbortController()
+  const gone = fetch(`${base}/poll?channel=a&timeout=30000`, { signal: controller.signal }).catch((err: Error) => err.name)
+  await inHook
+  controller.abort()
+  t.equal(await gone, 'AbortError')
+  // The server sees the socket close before the hook returns: wait for Node to report it, then let the hook go.
+  await new Promise<void>((resolve) => { const check = (): void => { app.server.getConnections((_err, count) => count === 0 ? resolve() : setImmediate(check)) }; check() })
+  release()
+  await until(() => app.longpoll.stats().aborted === 1, 10_000, 'the poll to be counted as aborted')
+  t.equal(app.longpoll.stats().heldPolls, 0, 'no poll held for a client that is gone')
 })
 
 t.test('per-channel rules: a denied channel is refused, an allowed one is held', async (t) => {

@@ -102,6 +102,32 @@ t.test('a notifier that fails to publish: push still answers 200 (stored), disco
   t.match(res.json().message, /broker gone/)
 })
 
+t.test('a notifier that throws instead of rejecting: polls are still answered, pushes still stored', async (t) => {
+  const notifier = new MemoryNotifier()
+  let failSubscribe = false
+  // Faults a real notifier cannot produce on demand: methods that throw synchronously.
+  const throwing: LongPollNotifier = {
+    start: notifier.start.bind(notifier),
+    subscribe: () => { if (failSubscribe) throw new Error('subscribe threw') },
+    unsubscribe: () => { throw new Error('unsubscribe threw') },
+    publish: () => { throw new Error('publish threw') },
+    close: notifier.close.bind(notifier)
+  }
+  const app = await makeApp(t, { notifier: throwing })
+  app.log.level = 'silent'
+  t.equal((await app.inject({ method: 'POST', url: '/lp/push', payload: { channel: 'a', data: 1 } })).statusCode, 200, 'stored, so 200')
+  const answered = await app.inject({ method: 'GET', url: '/lp/poll?channel=a&timeout=50' })
+  t.equal(answered.json().messages.length, 1, 'a poll is answered although unsubscribing its channel throws')
+  const timedOut = await app.inject({ method: 'GET', url: `/lp/poll?channel=a&cursor=${answered.json().cursor}&timeout=50` })
+  t.equal(timedOut.json().status, 'timeout')
+  failSubscribe = true
+  const refused = await app.inject({ method: 'GET', url: '/lp/poll?channel=b&timeout=5000' })
+  t.equal(refused.statusCode, 503)
+  t.equal(refused.json().code, 'FST_LONGPOLL_NOTIFIER_UNAVAILABLE')
+  t.equal(app.longpoll.stats().channels, 0, 'the failed subscription leaves no channel behind')
+  t.equal(app.longpoll.stats().heldPolls, 0)
+})
+
 t.test('disconnect deletes the channel\'s messages; a later poll starts empty', async (t) => {
   const app = await makeApp(t)
   await app.longpoll.push('a', 1)

@@ -19,6 +19,23 @@ async function pushWhenBack (t: Test, app: RedisApp, channel: string, data: unkn
   }
 }
 
+/** Connections in pub/sub mode, as Redis itself lists them. */
+async function subscribers (observer: Redis): Promise<number> {
+  return (await observer.client('LIST') as string).split('\n').filter((line) => /\b(sub|ssub)=[1-9]/.test(line)).length
+}
+
+/**
+ * A poll counts as held from the moment it is registered, before Redis has processed its channel's SUBSCRIBE,
+ * and Redis offers no event for that: ask Redis until it lists a subscriber.
+ */
+async function untilSubscribed (observer: Redis): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (await subscribers(observer) === 0) {
+    if (Date.now() > deadline) throw new Error(`Redis never listed a subscriber: ${await observer.client('LIST') as string}`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
 t.test('Redis killed and restarted while polls are held: every message pushed afterwards is delivered once', async (t) => {
   const server = await startRedis(t)
   const prefix = runPrefix()
@@ -148,11 +165,38 @@ t.test('a RedisNotifier given no log reports its incidents through app.log', asy
   // A held poll subscribes its channel, so the subscriber connection is a pub/sub one that CLIENT KILL finds.
   const held = app.inject({ method: 'GET', url: '/poll?channel=logged&cursor=latest&timeout=60000' })
   await heldPolls(app, 1)
-  await server.client(t).client('KILL', 'TYPE', 'pubsub')
+  const observer = server.client(t)
+  await untilSubscribed(observer)
+  await observer.client('KILL', 'TYPE', 'pubsub')
   await until(() => notifierLines().some((line) => line.level === 30), 10_000, `the recovery line in app.log: ${JSON.stringify(lines)}`)
   t.same(notifierLines().map((line) => line.level), [40, 30], 'one warning when the subscriber drops, one line when it is back')
   await app.longpoll.push('logged', 'done')
   t.equal((await held).json().status, 'ok')
+})
+
+t.test('a poll that arrives while the subscriber is still connecting is subscribed, and woken by a push', async (t) => {
+  const server = await startRedis(t)
+  const prefix = runPrefix()
+  const redis = server.client(t)
+  const notifier = new RedisNotifier({ redis, prefix })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(longpoll, { store: new RedisStore({ redis, prefix }), notifier })
+  await app.ready()
+  // The notifier's own connection (private): the fault is a poll landing between its TCP connect and its ready check.
+  const subscriber = (notifier as unknown as { subscriber: Redis }).subscriber
+  t.equal(subscriber.status, 'connecting', 'the subscriber has not connected yet')
+  // Wrapped in an object: resolving with the inject chain itself would wait for its answer.
+  const { held } = await new Promise<{ held: PromiseLike<{ json: () => any }> }>((resolve) => subscriber.once('connect', () => {
+    resolve({ held: app.inject({ method: 'GET', url: '/poll?channel=early&cursor=latest&timeout=30000' }) })
+  }))
+  await heldPolls(app, 1)
+  const observer = server.client(t)
+  await untilSubscribed(observer)
+  const { id } = await app.longpoll.push('early', 'woken')
+  const answer = (await held).json()
+  t.equal(answer.status, 'ok', 'answered by the push, not at its timeout')
+  t.same(answer.messages.map((m: any) => m.id), [id])
 })
 
 t.test('a Redis that hangs: a push answers 503 after commandTimeout, never 2xx', async (t) => {
@@ -180,17 +224,17 @@ t.test('app.close() answers held polls and closes only the plugin\'s own connect
   const prefix = runPrefix()
   const a = await redisApp(t, server, prefix)
   const observer = server.client(t)
-  const subscribers = async (): Promise<number> => (await observer.client('LIST') as string).split('\n').filter((line) => /\b(sub|ssub)=[1-9]/.test(line)).length
   const polls = Array.from({ length: 3 }, () => poll(a.base, { channel: 'closing', cursor: 'latest', timeout: 60_000 }))
   await heldPolls(a.app, 3)
-  t.equal(await subscribers(), 1, 'one subscriber connection for the process')
+  await untilSubscribed(observer)
+  t.equal(await subscribers(observer), 1, 'one subscriber connection for the process')
   await a.app.close()
   const answers = await Promise.all(polls)
   t.same(answers.map((answer) => [answer.status, answer.body.code]), Array(3).fill([503, 'FST_LONGPOLL_CLOSING']))
   t.equal(await a.redis.ping(), 'PONG', 'the user\'s client is still usable')
   t.equal(a.redis.status, 'ready')
   await until(() => true)
-  t.equal(await subscribers(), 0, 'the plugin\'s subscriber connection is closed')
+  t.equal(await subscribers(observer), 0, 'the plugin\'s subscriber connection is closed')
 })
 
 t.test('options: clients with keyPrefix, bad prefixes and misuse are refused clearly', async (t) => {

@@ -167,8 +167,10 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
     const max = this.options.maxDelay ?? 30_000
     const ceiling = Math.min(max, min * 2 ** Math.min(failures, 20))
     const jittered = ceiling / 2 + Math.random() * ceiling / 2
-    // Spread clients told the same Retry-After over one more min-delay, so they do not return at once.
-    return retryAfter > 0 ? retryAfter + Math.random() * min : jittered
+    if (retryAfter <= 0) return jittered
+    // Retry-After is a floor, not a replacement for backing off: a server that keeps answering 503 sees its
+    // clients come back less and less often. Clients told the same Retry-After spread over one more min-delay.
+    return Math.max(retryAfter, jittered) + Math.random() * min
   }
 
   private setState (state: LongPollClientState, detail?: { delay?: number, error?: unknown }): void {

@@ -1,7 +1,7 @@
 // Type-only: ioredis is an optional peer dependency, so this module must load without it installed.
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
-import { checkClient, checkPrefix } from '../stores/redis.js'
+import { checkClient, checkPrefix, type RedisClient } from '../stores/redis.js'
 import type { ChannelEvent, LongPollNotifier, NotifierHandlers, NotifierLogger } from './types.js'
 
 /** Where the notifier reports Redis trouble: `app.log` fits. */
@@ -13,7 +13,7 @@ export interface RedisNotifierOptions {
    * subscriber connection, which it owns and closes. Your client is never closed. On a Cluster the duplicate
    * uses sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis 7), so an event only travels within its channel's shard.
    */
-  redis: Redis | Cluster
+  redis: RedisClient
   /** Prefix of the pub/sub channels; use the same as the store's. Default `longpoll:`. */
   prefix?: string
   /**
@@ -70,7 +70,8 @@ export class RedisNotifier implements LongPollNotifier {
 
   constructor (options: RedisNotifierOptions) {
     if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisNotifier', 'expects { redis }')
-    this.redis = checkClient(options.redis, 'RedisNotifier')
+    checkClient(options.redis, 'RedisNotifier')
+    this.redis = options.redis as Redis | Cluster
     this.prefix = checkPrefix(options.prefix)
     this.linger = nonNegative(options.linger ?? 2_000, 'linger')
     this.commandTimeout = nonNegative(options.commandTimeout ?? 5_000, 'commandTimeout')
@@ -126,7 +127,7 @@ export class RedisNotifier implements LongPollNotifier {
     // polls; the resync after reconnecting re-checks them.
     if (this.wasReady && subscriber.status !== 'ready') throw new Error(`the Redis subscriber connection is ${subscriber.status}`)
     const subscription: Subscription = { ready: Promise.resolve(), linger: null }
-    subscription.ready = this.send(subscriber, [name]).catch((err: unknown) => {
+    subscription.ready = this.connected(subscriber).then(() => this.send(subscriber, [name])).catch((err: unknown) => {
       if (this.subscriptions.get(name) === subscription) this.subscriptions.delete(name)
       throw err
     })
@@ -197,6 +198,22 @@ export class RedisNotifier implements LongPollNotifier {
   private name (channel: string): string {
     // The hash tag puts a channel's events in the slot of its keys: on a Cluster, one shard carries both.
     return `${this.prefix}{${channel}}`
+  }
+
+  /**
+   * Before the first connection, wait for it: ioredis would send a SUBSCRIBE during its ready check, which puts
+   * the connection in subscriber mode, fails the check (INFO is refused there) and reconnects — and since the
+   * notifier has not seen 'ready' yet, nothing would re-subscribe. (A Cluster's shard subscribers have no
+   * ready check.)
+   */
+  private async connected (subscriber: Redis | Cluster): Promise<void> {
+    if (this.sharded || subscriber.status === 'ready') return
+    await new Promise<void>((resolve, reject) => {
+      const ready = (): void => { subscriber.removeListener('end', end); resolve() }
+      const end = (): void => { subscriber.removeListener('ready', ready); reject(new Error('the Redis subscriber connection ended')) }
+      subscriber.once('ready', ready)
+      subscriber.once('end', end)
+    })
   }
 
   private async send (subscriber: Redis | Cluster, names: string[]): Promise<void> {

@@ -4,12 +4,25 @@ import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
 import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
+/**
+ * An ioredis 5 client: a `Redis` or a `Cluster`. Declared by shape rather than imported from ioredis, so that
+ * this package's types compile for users who do not install ioredis (an optional peer) even without
+ * `skipLibCheck`; the constructors check at run time that it really is one.
+ */
+export interface RedisClient {
+  readonly status: string
+  readonly options: object
+  defineCommand (name: string, definition: { lua: string, numberOfKeys?: number }): void
+  duplicate (...args: any[]): unknown
+  on (event: string | symbol, listener: (...args: any[]) => void): unknown
+}
+
 export interface RedisStoreOptions {
   /**
    * Your ioredis client (`Redis` or `Cluster`). The store never closes it. It must not have ioredis's
    * `keyPrefix` set: keys built inside Lua scripts bypass it; use `prefix` instead.
    */
-  redis: Redis | Cluster
+  redis: RedisClient
   /** Prefix of every key the store writes. Default `longpoll:`. Must not contain `{` or `}`. */
   prefix?: string
   /**
@@ -147,7 +160,8 @@ export class RedisStore implements LongPollStore {
 
   constructor (options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisStore', 'expects { redis }')
-    this.redis = checkClient(options.redis, 'RedisStore')
+    checkClient(options.redis, 'RedisStore')
+    this.redis = options.redis as Client
     this.prefix = checkPrefix(options.prefix)
     this.emptyChannelTtl = positive(options.emptyChannelTtl ?? 3_600_000, 'emptyChannelTtl')
     this.commandTimeout = positive(options.commandTimeout ?? 5_000, 'commandTimeout')
@@ -265,7 +279,7 @@ function decode (element: string): StoredMessage {
 }
 
 /** Shared with RedisNotifier: a usable ioredis client without `keyPrefix`. */
-export function checkClient (redis: unknown, owner: string): Client {
+export function checkClient (redis: unknown, owner: string): void {
   const client = redis as Client | undefined
   if (client === null || typeof client !== 'object' || typeof client.defineCommand !== 'function' || typeof client.duplicate !== 'function') {
     throw new errors.InvalidOption(`${owner} redis`, 'must be an ioredis Redis or Cluster client')
@@ -275,7 +289,6 @@ export function checkClient (redis: unknown, owner: string): Client {
   if (keyPrefix !== undefined && keyPrefix !== '') {
     throw new errors.InvalidOption(`${owner} redis`, `has ioredis keyPrefix "${keyPrefix}", which keys built inside Lua scripts bypass; pass a client without it and use the prefix option instead`)
   }
-  return client
 }
 
 export function checkPrefix (prefix: unknown): string {

@@ -88,10 +88,10 @@ export class RedisServer {
       '--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
       '--dir', this.dir, '--logfile', '', '--loglevel', 'warning', ...this.extraArgs
     ]
-    const wrapper = spawn('sh', ['-c', 'redis-server "$@" & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null; wait $pid', 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] })
+    const wrapper = spawn('sh', ['-c', 'redis-server "$@" >/dev/null & pid=$!; echo $pid; read _; kill -9 $pid 2>/dev/null; wait $pid', 'sh', ...args], { stdio: ['pipe', 'pipe', 'ignore'] })
     this.wrapper = wrapper
     this.pid = await new Promise<number>((resolve, reject) => {
-      wrapper.stdout?.once('data', (chunk: Buffer) => resolve(Number(chunk.toString().trim())))
+      wrapper.stdout?.once('data', (chunk: Buffer) => resolve(Number.parseInt(chunk.toString(), 10)))
       wrapper.once('exit', () => reject(new Error('redis-server exited at once')))
     })
     await waitForPing(this.port)

@@ -1,9 +1,10 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longpoll, {
-  fastifyLongpoll, MemoryNotifier, MemoryStore,
-  type ChannelEvent, type LongPollNotifier, type LongPollOptions, type LongPollStats, type LongPollStore, type PushResult
+  fastifyLongpoll, MemoryNotifier, MemoryStore, RedisNotifier, RedisStore,
+  type ChannelEvent, type LongPollNotifier, type LongPollOptions, type LongPollStats, type LongPollStore, type PushResult, type RedisClient
 } from '../../lib/index.js'
+import { Cluster, Redis } from 'ioredis'
 import { LongPollClient, type LongPollMessage } from '../../lib/client/index.js'
 
 describe('the plugin', () => {
@@ -50,6 +51,15 @@ describe('stores and notifiers', () => {
 
   test('a third-party store must implement every method', () => {
     expect<LongPollStore>().type.not.toBeAssignableFrom({ append: async () => ({ epoch: 'e', seq: 1, time: 0 }) })
+  })
+
+  test('the Redis ones take an ioredis Redis or Cluster, and nothing else', () => {
+    expect<Redis>().type.toBeAssignableTo<RedisClient>()
+    expect<Cluster>().type.toBeAssignableTo<RedisClient>()
+    expect(new RedisStore({ redis: new Redis({ lazyConnect: true }) })).type.toBeAssignableTo<LongPollStore>()
+    expect(new RedisNotifier({ redis: new Cluster([], { lazyConnect: true }) })).type.toBeAssignableTo<LongPollNotifier>()
+    expect(new RedisStore({ redis: {} })).type.toRaiseError()
+    expect(new RedisNotifier({ redis: 'redis://localhost' })).type.toRaiseError()
   })
 
   test('events are a closed union', () => {
