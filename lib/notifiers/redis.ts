@@ -1,7 +1,8 @@
 // Type-only: ioredis is an optional peer dependency, so this module must load without it installed.
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
-import { checkClient, checkPrefix, type RedisClient } from '../stores/redis.js'
+import { checkClient, type RedisClient } from '../redis/client.js'
+import { channelTopic, checkPrefix } from '../redis/keys.js'
 import type { ChannelEvent, LongPollNotifier, NotifierHandlers, NotifierLogger } from './types.js'
 
 /** Where the notifier reports Redis trouble: `app.log` fits. */
@@ -197,7 +198,7 @@ export class RedisNotifier implements LongPollNotifier {
 
   private name (channel: string): string {
     // The hash tag puts a channel's events in the slot of its keys: on a Cluster, one shard carries both.
-    return `${this.prefix}{${channel}}`
+    return channelTopic(this.prefix, channel)
   }
 
   /**
