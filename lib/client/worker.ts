@@ -136,10 +136,10 @@ export class LongPollWorker<T = unknown> {
     return this.stopper.signal.aborted
   }
 
-  /** Starts claiming; resolves when the worker has stopped (see the class). Calling it again returns the same promise. */
+  /** Starts claiming; resolves when the worker has stopped (see the class). Called again while running, it returns the same promise; after a stop, it rejects. */
   start (): Promise<void> {
-    if (this.running !== undefined) return this.running
     if (this.stopped) return Promise.reject(new Error('LongPollWorker: stopped; a worker cannot be restarted'))
+    if (this.running !== undefined) return this.running
     this.running = this.claimLoop()
     return this.running
   }
@@ -163,6 +163,7 @@ export class LongPollWorker<T = unknown> {
           continue
         }
         let jobs: Array<LongPollJob<T>>
+        const asked = Date.now()
         try {
           jobs = await this.claim(free)
           failures = 0
@@ -177,6 +178,11 @@ export class LongPollWorker<T = unknown> {
         // Jobs that arrive after stop() (the claim was answered just before the abort) are in hand all the
         // same: they are run and settled, not dropped to wait out their lease.
         for (const job of jobs) this.run(job)
+        // An empty answer that came at once (`timeout: 0`, or a server whose maxTimeout is tiny) must not turn
+        // the loop into a busy one: wait about a min-delay before asking again.
+        if (jobs.length === 0 && Date.now() - asked < (this.options.minDelay ?? 500)) {
+          await sleep(backoffDelay(0, 0, this.options.minDelay, this.options.maxDelay), this.stopper.signal)
+        }
       }
     } finally {
       this.stopper.abort()
