@@ -20,7 +20,8 @@ t.test('every script has a header naming its KEYS, ARGV and reply, and is in SCR
   for (const file of files) {
     const text = readFileSync(new URL(file, dir), 'utf8')
     const [, name, keys] = /^([a-z-]+)-(\d+)\.lua$/.exec(file) ?? []
-    const header = text.slice(0, text.search(/^[^-\n]/m))
+    // The header: a `--[[ … ]]` block, or the leading `--` lines.
+    const header = text.startsWith('--[[') ? text.slice(0, text.indexOf(']]')) : text.slice(0, text.search(/^[^-\n]/m))
     t.match(header, /KEYS\[1\]/, `${file}: KEYS`)
     t.match(header, /ARGV\[1\]/, `${file}: ARGV`)
     t.match(header, /Returns|Reply/i, `${file}: the reply`)

@@ -463,3 +463,6 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
     assert.deepEqual(channels.map((channel) => (on(a, channel)[0] as { seq: number }).seq), channels.map((_, i) => i + 1))
   })
 }
+
+export { queueStoreConformance, type QueueStoreConformanceOptions } from './queue-store.js'
+export { queueNotifierConformance } from './queue-notifier.js'

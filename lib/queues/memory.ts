@@ -193,11 +193,10 @@ export class MemoryQueueStore implements LongPollQueueStore {
     return job.due
   }
 
-  async counts (name: string): Promise<QueueCounts> {
+  async counts (name: string, request: { maxAttempts: number }): Promise<QueueCounts> {
     const queue = this.queues.get(name)
     if (queue === undefined) return { waiting: 0, delayed: 0, leased: 0, dead: 0 }
-    // Leases that passed count as waiting (or dead) already, as the next claim will find them.
-    this.maintain(queue, this.now(), Infinity)
+    this.maintain(queue, this.now(), request.maxAttempts)
     return { waiting: queue.waitingCount, delayed: queue.delayedCount, leased: queue.leasedCount, dead: queue.dead.length }
   }
 
@@ -279,7 +278,10 @@ export class MemoryQueueStore implements LongPollQueueStore {
   }
 
   private nextDue (queue: MemoryQueue, now: number): number | null {
-    // Stale heap tops only make the timer fire early: the claim it triggers finds nothing and re-arms it.
+    // Stale tops (settled or extended since) would only make the timer fire early: drop them first.
+    const stale = (top: Timed | undefined, state: JobState): boolean => top !== undefined && (top.job.state !== state || top.job.due !== top.due)
+    while (stale(queue.delayed.peek(), DELAYED)) queue.delayed.pop()
+    while (stale(queue.leased.peek(), LEASED)) queue.leased.pop()
     const delayed = queue.delayed.peek()?.due ?? Infinity
     const leased = queue.leased.peek()?.due ?? Infinity
     const next = Math.min(delayed, leased)

@@ -107,7 +107,7 @@ export class Queues {
 
   async counts (queue: string): Promise<QueueCounts> {
     this.checkQueue(queue)
-    return await this.store('counts', queue, () => this.options.queueStore.counts(queue))
+    return await this.store('counts', queue, () => this.options.queueStore.counts(queue, { maxAttempts: this.options.maxAttempts }))
   }
 
   async dead (queue: string, limit = 100): Promise<DeadLetter[]> {

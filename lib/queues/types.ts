@@ -103,7 +103,11 @@ export interface LongPollQueueStore {
   nack (queue: string, receipt: string, request: NackRequest): Promise<NackResult>
   /** Moves the lease's end to `lease` ms from now; the receipt stays valid. Resolves with the new leaseUntil. */
   extend (queue: string, receipt: string, lease: number): Promise<number>
-  counts (queue: string): Promise<QueueCounts>
+  /**
+   * Counts the jobs as the next claim would see them: it first makes due jobs available and takes back passed
+   * leases (dead-lettering those with `maxAttempts` leases), as a claim does.
+   */
+  counts (queue: string, request: { maxAttempts: number }): Promise<QueueCounts>
   /** Up to `limit` dead letters, oldest first. */
   dead (queue: string, limit: number): Promise<DeadJob[]>
   /** Makes every dead letter available again with its attempts reset; resolves with how many. */

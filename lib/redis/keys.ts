@@ -14,7 +14,7 @@ import { errors } from '../errors.js'
  */
 
 export type ChannelPart = 'meta' | 'msgs'
-export type QueuePart = 'waiting' | 'delayed' | 'leased' | 'jobs' | 'dead' | 'key'
+export type QueuePart = 'waiting' | 'delayed' | 'leased' | 'jobs' | 'state' | 'errors' | 'dead' | 'key'
 
 export const DEFAULT_PREFIX = 'longpoll:'
 
