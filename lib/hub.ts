@@ -109,6 +109,8 @@ export class Hub {
   private closing = false
   private storeFailing = false
   readonly counters: HubCounters = { pushed: 0, delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
+  /** Claims held by the queue side (lib/queues/claims.ts): polls and claims share `maxHeldPolls`. */
+  heldElsewhere: () => number = () => 0
 
   constructor (private readonly options: HubOptions) {}
 
@@ -153,7 +155,7 @@ export class Hub {
       this.counters.aborted++
       return
     }
-    if (this.held >= this.options.maxHeldPolls) {
+    if (this.held + this.heldElsewhere() >= this.options.maxHeldPolls) {
       this.counters.rejected++
       return this.fail(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { EPOCH_PATTERN, formatCursor, parsePosition } from '../cursor.js'
 import type { LongPollStore, ReadResult, Retention } from '../stores/types.js'
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from '../notifiers/types.js'
+import type { ChannelEvent, LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierNamespace } from '../notifiers/types.js'
 
 /** How the suite declares a check: `test` of node:test, tap's `t.test`, vitest's `it`... */
 export type DeclareTest = (name: string, fn: () => Promise<void>) => unknown
@@ -318,7 +318,7 @@ export function storeConformance (options: StoreConformanceOptions): void {
 
 interface Recorder {
   notifier: LongPollNotifier
-  events: Array<{ channel: string, event: ChannelEvent }>
+  events: Array<{ channel: string, event: NotifierEvent, namespace: NotifierNamespace }>
   resyncs: number
 }
 
@@ -334,7 +334,7 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
         const notifier = await options.createNotifier()
         const recorder: Recorder = { notifier, events: [], resyncs: 0 }
         const handlers: NotifierHandlers = {
-          event: (channel, event) => { recorder.events.push({ channel, event }) },
+          event: (channel, event, namespace = 'channel') => { recorder.events.push({ channel, event, namespace }) },
           resync: () => { recorder.resyncs++ }
         }
         made.push(recorder)
@@ -358,7 +358,7 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
   }
 
   const on = (recorder: Recorder, channel: string): ChannelEvent[] =>
-    recorder.events.filter((entry) => entry.channel === channel).map((entry) => entry.event)
+    recorder.events.filter((entry) => entry.channel === channel && entry.namespace === 'channel').map((entry) => entry.event as ChannelEvent)
 
   check('an event published after subscribe resolved is delivered, once, with its fields', async (make) => {
     const a = await make()
@@ -463,3 +463,6 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
     assert.deepEqual(channels.map((channel) => (on(a, channel)[0] as { seq: number }).seq), channels.map((_, i) => i + 1))
   })
 }
+
+export { queueStoreConformance, type QueueStoreConformanceOptions } from './queue-store.js'
+export { queueNotifierConformance } from './queue-notifier.js'
