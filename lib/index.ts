@@ -9,7 +9,7 @@ export { DEFAULT_CHANNEL_PATTERN, type Authorize, type AuthorizeContext, type Lo
 export type { LongPollApi, LongPollStats, PushResult } from './longpoll.js'
 export type { PollAnswerBody, PollMessage } from './schemas.js'
 export { MemoryStore, type MemoryStoreOptions } from './stores/memory.js'
-export type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './stores/types.js'
+export type { AppendResult, ChannelRead, LongPollStore, ReadResult, Retention, StoredMessage } from './stores/types.js'
 export { MemoryBus, MemoryNotifier, type MemoryNotifierOptions } from './notifiers/memory.js'
 export type { ChannelEvent, LongPollNotifier, NotifierHandlers, NotifierLogger } from './notifiers/types.js'
 export { RedisStore, type RedisStoreOptions, type RedisClient } from './stores/redis.js'

@@ -99,6 +99,31 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.equal(seq, 1)
   })
 
+  check('readMany (where implemented) answers, per channel and in order, what read answers', async (store) => {
+    if (store.readMany === undefined) return // optional: the plugin then sends the reads of `read` together
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((what) => uniqueChannel(`many.${what}`)) as [string, string, string, string]
+    const epochA = await fill(store, a, 4)
+    const epochB = await fill(store, b, 2)
+    const now = Date.now()
+    const reads = [
+      { channel: a, position: { epoch: epochA, seq: 1 } },
+      { channel: b, position: 'oldest' as const },
+      { channel: c, position: 'latest' as const },
+      { channel: d, position: { epoch: 'otherlife', seq: 3 } }
+    ]
+    const many = await store.readMany(reads, 2, now)
+    assert.equal(many.length, 4, 'one result per read')
+    assert.deepEqual(many.slice(0, 2).map((result) => ({ epoch: result.epoch, seqs: seqs(result), seq: result.seq, gap: result.gap })), [
+      { epoch: epochA, seqs: [2, 3], seq: 3, gap: false },
+      { epoch: epochB, seqs: [1, 2], seq: 2, gap: false }
+    ], 'after the cursor, up to limit, in order')
+    assert.deepEqual({ seq: many[2]?.seq, n: many[2]?.messages.length, gap: many[2]?.gap }, { seq: 0, n: 0, gap: false }, 'a new channel\'s life, created')
+    assert.equal(many[3]?.gap, true, 'a cursor of another life is a gap')
+    const one = await store.read(c, 'latest', 2, now)
+    assert.equal(one.epoch, many[2]?.epoch, 'the life readMany created is the one read sees')
+    await rejectsWithBadCursor(store.readMany([{ channel: b, position: 'oldest' }, { channel: a, position: { epoch: epochA, seq: 99 } }], 2, now), 'readMany with a cursor past the newest message')
+  })
+
   check('concurrent first reads of a channel agree on one epoch', async (store) => {
     const channel = uniqueChannel('race')
     const now = Date.now()

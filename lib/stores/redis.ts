@@ -4,8 +4,8 @@ import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
 import { checkClient, type RedisClient } from '../redis/client.js'
 import { channelKey, checkPrefix } from '../redis/keys.js'
-import { SCRIPTS } from '../redis/scripts.js'
-import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
+import type { AppendResult, ChannelRead, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface RedisStoreOptions {
   /**
@@ -54,8 +54,11 @@ export type { RedisClient }
 type Client = Redis | Cluster
 interface Scripts {
   longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
-  longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number, string[]?]>
+  longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
+  longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
 }
+/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages } */
+type ReadReply = [string, number, number, string[]?]
 
 /**
  * Messages in Redis: every instance of your app sees the same channels. Append and read are one Lua script
@@ -71,6 +74,8 @@ export class RedisStore implements LongPollStore {
   private readonly onReady = (): void => { this.connectedOnce = true }
   /** A lower bound of (Redis's clock - ours) in ms, from the last server time seen; null until the first. */
   private offset: number | null = null
+  /** A Cluster: channels live in different slots, so each is read by its own script (sent together). */
+  private readonly sharded: boolean
 
   constructor (options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisStore', 'expects { redis }')
@@ -83,6 +88,8 @@ export class RedisStore implements LongPollStore {
     // the same versioned name twice on one client is harmless: the script text is the same.
     this.redis.defineCommand('longpollAppendV1', SCRIPTS.append)
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
+    this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
+    this.sharded = (this.redis as Cluster).isCluster === true
     this.connectedOnce = this.redis.status === 'ready'
     this.redis.on('ready', this.onReady)
   }
@@ -124,16 +131,27 @@ export class RedisStore implements LongPollStore {
   // Reads may wait in ioredis's offline queue (up to commandTimeout): a read that runs late changes nothing a
   // client relies on, and a poll held across a short reconnect is answered instead of failed.
   async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
-    const mode = position === 'oldest' ? 'o' : position === 'latest' ? 'l' : 'c'
-    const cursor = typeof position === 'object' ? position : { epoch: '', seq: 0 }
-    const [epoch, rawSeq, gap, elements = []] = await this.withTimeout((this.redis as unknown as Scripts).longpollReadV1(
+    const [mode, cursor] = positionArgs(position)
+    const reply = await this.withTimeout((this.redis as unknown as Scripts).longpollReadV1(
       this.key(channel, 'meta'), this.key(channel, 'msgs'),
       newEpoch(), mode, cursor.epoch, cursor.seq, limit, now, this.emptyChannelTtl
     ), 'read')
-    if (gap === -1) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
-    const messages = elements.map(decode)
-    const last = messages[messages.length - 1]
-    return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
+    return readResult(reply, cursor)
+  }
+
+  /** One script for all the channels on a single server; on a Cluster, one per channel, sent together. */
+  async readMany (reads: ChannelRead[], limit: number, now: number): Promise<ReadResult[]> {
+    if (this.sharded) return await Promise.all(reads.map(({ channel, position }) => this.read(channel, position, limit, now)))
+    const keys: string[] = []
+    const args: Array<string | number> = [limit, now, this.emptyChannelTtl]
+    const cursors = reads.map(({ channel, position }) => {
+      const [mode, cursor] = positionArgs(position)
+      keys.push(this.key(channel, 'meta'), this.key(channel, 'msgs'))
+      args.push(newEpoch(), mode, cursor.epoch, cursor.seq)
+      return cursor
+    })
+    const replies = await this.withTimeout((this.redis as unknown as Scripts).longpollReadManyV1(keys.length, ...keys, ...args), 'read')
+    return replies.map((reply, i) => readResult(reply, cursors[i] as { epoch: string, seq: number }))
   }
 
   /** Deletes the channel; like `append`, it is never queued while Redis is unreachable (a late delete would drop newer messages). */
@@ -183,6 +201,18 @@ export class RedisStore implements LongPollStore {
       clearTimeout(timer)
     }
   }
+}
+
+function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, seq: number }] {
+  if (typeof position === 'object') return ['c', position]
+  return [position === 'oldest' ? 'o' : 'l', { epoch: '', seq: 0 }]
+}
+
+function readResult ([epoch, rawSeq, gap, elements = []]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
+  if (gap === SENTINELS.PAST_NEWEST) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
+  const messages = elements.map(decode)
+  const last = messages[messages.length - 1]
+  return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
 }
 
 function decode (element: string): StoredMessage {
