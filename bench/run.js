@@ -16,7 +16,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { cpuDelta, percentiles, round } from './lib/stats.js'
+import { percentiles, round } from './lib/stats.js'
 import { renderMarkdown, renderSvg, evaluateTargets } from './lib/report.js'
 import { parseBase, pushAgent, request } from './lib/http.js'
 
