@@ -22,7 +22,7 @@ export interface LongPollOptions {
   store?: LongPollStore
   /** What wakes held polls. Default: `new MemoryNotifier()`. The plugin closes it on `app.close()`. */
   notifier?: LongPollNotifier
-  /** Milliseconds a poll is held when it gives no `timeout`. Default 30000 (or `maxTimeout`, if smaller). */
+  /** Milliseconds a poll is held when it gives no `timeout`. Default 25000, under the 30 s many proxies allow before the first byte (or `maxTimeout`, if smaller). */
   timeout?: number
   /** Upper bound for a poll's `timeout`; larger values are clamped. Default 60000. */
   maxTimeout?: number
@@ -78,7 +78,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   // setTimeout treats a delay above 2^31-1 ms (about 24.8 days) as 1 ms.
   if (maxTimeout > 2_147_483_647) throw new errors.InvalidOption('maxTimeout', `must not exceed 2147483647 (ms), got ${maxTimeout}`)
   // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
-  const timeout = integer(options, 'timeout', Math.min(30_000, maxTimeout), 0)
+  const timeout = integer(options, 'timeout', Math.min(25_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
   return {
     prefix: prefix(options.prefix),
