@@ -42,7 +42,25 @@ export interface LongPollOptions {
   channelPattern?: RegExp | string
   /** Called before every poll, push and disconnect (sync or async). */
   authorize?: Authorize
+  /**
+   * Which HTTP routes to register; a route left out of a partial object stays on. Default: all on. A route
+   * turned off answers 404; `app.longpoll` still does everything. E.g. `{ push: false }` for server-only publishing.
+   */
+  routes?: LongPollRoutes
 }
+
+export interface LongPollRoutes {
+  /** `GET /poll`. Default true. */
+  poll?: boolean
+  /** `POST /push`. Default true. */
+  push?: boolean
+  /** `DELETE /disconnect`. Default true. */
+  disconnect?: boolean
+  /** The work-queue routes under `/queues/`. Default true. */
+  queues?: boolean
+}
+
+export type RouteName = keyof LongPollRoutes
 
 export interface NormalizedOptions {
   prefix: string
@@ -58,6 +76,7 @@ export interface NormalizedOptions {
   retryAfter: number
   channelPattern: RegExp
   authorize: Authorize | null
+  routes: Required<LongPollRoutes>
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -66,8 +85,9 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes'
 ])
+const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
 export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   if (options === null || typeof options !== 'object') throw new errors.InvalidOption('options', 'must be an object')
@@ -93,7 +113,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     maxHeldPolls: integer(options, 'maxHeldPolls', 50_000, 0),
     retryAfter: integer(options, 'retryAfter', 1, 0),
     channelPattern: channelPattern(options.channelPattern),
-    authorize: authorizeHook(options.authorize)
+    authorize: authorizeHook(options.authorize),
+    routes: routes(options.routes)
   }
 }
 
@@ -133,6 +154,18 @@ function channelPattern (value: unknown): RegExp {
   if (pattern.flags !== '') throw new errors.InvalidOption('channelPattern', 'must have no flags')
   if (!pattern.source.startsWith('^') || !pattern.source.endsWith('$')) throw new errors.InvalidOption('channelPattern', 'must be anchored with ^ and $')
   return pattern
+}
+
+function routes (value: unknown): Required<LongPollRoutes> {
+  const chosen = { poll: true, push: true, disconnect: true, queues: true }
+  if (value === undefined) return chosen
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new errors.InvalidOption('routes', `must be an object like { push: false }, got ${String(value)}`)
+  for (const [name, on] of Object.entries(value)) {
+    if (!(ROUTES as string[]).includes(name)) throw new errors.InvalidOption(`routes.${name}`, `is not a route; the routes are ${ROUTES.join(', ')}`)
+    if (typeof on !== 'boolean') throw new errors.InvalidOption(`routes.${name}`, `must be true or false, got ${String(on)}`)
+    chosen[name as RouteName] = on
+  }
+  return chosen
 }
 
 function authorizeHook (value: unknown): Authorize | null {

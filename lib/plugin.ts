@@ -43,6 +43,8 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
     await Promise.all([options.store.close(), options.notifier.close()])
   })
 
+  warnOpenRoutes(fastify, options)
+
   // fastify-plugin makes Fastify ignore `prefix`, so the routes live in an inner, encapsulated plugin.
   await fastify.register(async (scope) => routes(scope, options, longpoll), { prefix: options.prefix })
 }
@@ -50,6 +52,12 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
 async function routes (fastify: FastifyInstance, options: NormalizedOptions, longpoll: LongPoll): Promise<void> {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { hub } = longpoll
+  // A route turned off in `routes` is never registered, so it answers Fastify's 404.
+  const enabled = {
+    poll: options.routes.poll ? app : null,
+    push: options.routes.push ? app : null,
+    disconnect: options.routes.disconnect ? app : null
+  }
 
   async function authorize (request: FastifyRequest, action: LongPollAction, channel: string): Promise<void> {
     if (options.authorize === null) return
@@ -63,7 +71,7 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     ? { handlerTimeout: options.maxTimeout + 30_000 }
     : {}
 
-  app.get('/poll', {
+  enabled.poll?.get('/poll', {
     ...pollHandlerTimeout,
     exposeHeadRoute: false, // a HEAD request would hold a poll only to throw its answer away
     schema: {
@@ -88,7 +96,7 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     else authorize(request, 'poll', channel).then(run).catch(fail)
   })
 
-  app.post('/push', {
+  enabled.push?.post('/push', {
     bodyLimit: options.maxMessageBytes + PUSH_ENVELOPE_BYTES,
     schema: {
       summary: 'Store a message on a channel and wake its polls',
@@ -105,7 +113,7 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     }
   })
 
-  app.delete('/disconnect', {
+  enabled.disconnect?.delete('/disconnect', {
     schema: {
       summary: 'Answer every poll held on a channel with `disconnected` and delete its messages',
       querystring: channelQuery(options.channelPattern),
@@ -121,6 +129,27 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     }
     return { channel, status: 'disconnected' as const }
   })
+}
+
+/**
+ * Routes that change state, registered without `authorize`, are open to anyone who can reach them: say so once,
+ * at startup, naming them and how to close them.
+ */
+function warnOpenRoutes (fastify: FastifyInstance, options: NormalizedOptions): void {
+  if (options.authorize !== null) return
+  const { prefix, routes } = options
+  const open = [
+    routes.push ? `POST ${prefix}/push` : null,
+    routes.disconnect ? `DELETE ${prefix}/disconnect` : null,
+    routes.queues ? `${prefix}/queues/*` : null
+  ].filter((route) => route !== null)
+  if (open.length === 0) return
+  const off = [routes.push ? 'push: false' : null, routes.disconnect ? 'disconnect: false' : null, routes.queues ? 'queues: false' : null]
+    .filter((route) => route !== null).join(', ')
+  fastify.log.warn({ routes: open },
+    `fastify-longpoll: ${open.join(', ')} ${open.length === 1 ? 'is' : 'are'} registered without an authorize hook: anyone who can reach ` +
+    `${open.length === 1 ? 'it' : 'them'} can publish to or clear any channel, or take jobs. Pass \`authorize\` to check each request, ` +
+    `or turn ${open.length === 1 ? 'it' : 'them'} off with \`routes: { ${off} }\` and use app.longpoll on the server`)
 }
 
 export const fastifyLongpoll = fp(plugin, { fastify: '5.x', name: 'fastify-longpoll' })
