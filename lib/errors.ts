@@ -12,6 +12,8 @@ export const errors = {
   MissingData: createError('FST_LONGPOLL_MISSING_DATA', 'A message needs "data": any JSON value', 400),
   /** Server-side push of a value JSON cannot encode (a BigInt, a cycle). */
   BadData: createError('FST_LONGPOLL_BAD_DATA', 'The message data is not JSON: %s', 400),
+  /** An `Idempotency-Key` header (or `{ key }` of `app.longpoll.push`) that is not 1–200 visible ASCII characters. */
+  BadIdempotencyKey: createError('FST_LONGPOLL_BAD_IDEMPOTENCY_KEY', 'Invalid idempotency key: %s', 400),
   /** The serialized message is larger than `maxMessageBytes`. */
   MessageTooLarge: createError('FST_LONGPOLL_MESSAGE_TOO_LARGE', 'The message is %d bytes; the limit is %d', 413),
   /** The `authorize` hook denied the action. */

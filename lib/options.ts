@@ -47,6 +47,8 @@ export interface LongPollOptions {
    * turned off answers 404; `app.longpoll` still does everything. E.g. `{ push: false }` for server-only publishing.
    */
   routes?: LongPollRoutes
+  /** Milliseconds an idempotency key is remembered per channel: a repeat within it stores nothing. Default 300000. */
+  idempotencyTtl?: number
 }
 
 export interface LongPollRoutes {
@@ -77,6 +79,7 @@ export interface NormalizedOptions {
   channelPattern: RegExp
   authorize: Authorize | null
   routes: Required<LongPollRoutes>
+  idempotencyTtl: number
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -85,7 +88,7 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
@@ -114,7 +117,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     retryAfter: integer(options, 'retryAfter', 1, 0),
     channelPattern: channelPattern(options.channelPattern),
     authorize: authorizeHook(options.authorize),
-    routes: routes(options.routes)
+    routes: routes(options.routes),
+    idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1)
   }
 }
 

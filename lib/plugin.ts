@@ -4,9 +4,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { withRetryAfter } from './answers.js'
 import { parsePosition } from './cursor.js'
 import { errors } from './errors.js'
-import { LongPoll, type LongPollApi } from './longpoll.js'
+import { LongPoll, type LongPollApi, type PushOptions } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
-import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pushBody, PushAnswer } from './schemas.js'
+import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pushBody, PushAnswer, pushHeaders } from './schemas.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -31,7 +31,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
   })
 
   fastify.decorate('longpoll', Object.freeze({
-    push: (channel: string, data: unknown) => longpoll.push(channel, data),
+    push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
     disconnect: (channel: string) => longpoll.disconnect(channel),
     stats: () => longpoll.stats()
   }))
@@ -101,13 +101,14 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     schema: {
       summary: 'Store a message on a channel and wake its polls',
       body: pushBody(options.channelPattern),
+      headers: pushHeaders,
       response: { 200: PushAnswer, ...errorAnswers }
     }
   }, async (request, reply) => {
     const { channel, data } = request.body
     await authorize(request, 'push', channel)
     try {
-      return await longpoll.push(channel, data)
+      return await longpoll.push(channel, data, { key: request.headers['idempotency-key'] })
     } catch (err) {
       throw withRetryAfter(reply, err as Error, options.retryAfter)
     }
