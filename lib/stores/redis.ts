@@ -2,7 +2,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
-import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendResult, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 /**
  * An ioredis 5 client: a `Redis` or a `Cluster`. Declared by shape rather than imported from ioredis, so that
@@ -53,24 +53,39 @@ export interface RedisStoreOptions {
  * Keys, hash-tagged so that one channel's keys and its pub/sub channel share a Cluster slot:
  *   <prefix>{<channel>}:meta  hash { e: epoch of the current life, s: seq of its newest message }
  *   <prefix>{<channel>}:msgs  list, oldest first, of "<seq>:<time>:<expiresAt>:<json>"
+ *   <prefix>{<channel>}:key:<idempotency key>  string "<epoch>:<seq>:<time>" of the key's first message, for its ttl
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
  */
 
-const APPEND = `-- longpollAppendV1: appends one message to a channel, then trims its head.
+const APPEND = `-- longpollAppendV2: appends one message to a channel, then trims its head; with an idempotency key,
+-- first checks it, in the same atomic step, so concurrent appends with one key store once.
 -- KEYS[1] meta hash { e = epoch, s = seq of the newest message of the life }
 -- KEYS[2] message list, oldest first, elements "<seq>:<time>:<expiresAt>:<json>"
+-- KEYS[3] idempotency key, string "<epoch>:<seq>:<time>" of the key's first message (unused when ARGV[9] is 0)
 -- ARGV[1] epoch to use if the channel has no life yet
 -- ARGV[2] json (stored as is)   ARGV[3] time (ms)   ARGV[4] expiresAt (ms)   ARGV[5] maxMessages
 -- ARGV[6] PEXPIRE of the list (messageTtl)   ARGV[7] PEXPIRE of meta (messageTtl + emptyChannelTtl)
 -- ARGV[8] deadline, in this server's clock (ms); 0 for none
--- Returns { epoch, seq, server time (ms) }, or { '', -1, server time } when run at or after the deadline, in
--- which case nothing is written: the caller has already answered 503.
+-- ARGV[9] ttl of the idempotency key (ms); 0 for no key
+-- Returns { 'stored', epoch, seq, server time (ms) };
+-- or { 'duplicate', epoch, seq, server time, time of the first message } when the key is remembered: nothing
+-- is written;
+-- or { 'late', '', 0, server time } when run at or after the deadline: nothing is written, the caller has
+-- already answered 503.
 local clock = redis.call('TIME')
 local servertime = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local deadline = tonumber(ARGV[8])
-if deadline > 0 and servertime >= deadline then return { '', -1, servertime } end
+if deadline > 0 and servertime >= deadline then return { 'late', '', 0, servertime } end
+local keyttl = tonumber(ARGV[9])
+if keyttl > 0 then
+  local first = redis.call('GET', KEYS[3])
+  if first then
+    local e, s, t = string.match(first, '^([^:]*):(%d+):(%d+)$')
+    return { 'duplicate', e, tonumber(s), servertime, tonumber(t) }
+  end
+end
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[1]
@@ -90,11 +105,12 @@ while true do
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
-return { epoch, seq, servertime }
+if keyttl > 0 then redis.call('SET', KEYS[3], epoch .. ':' .. seq .. ':' .. ARGV[3], 'PX', keyttl) end
+return { 'stored', epoch, seq, servertime }
 `
 
 const READ = `-- longpollReadV1: reads up to limit messages after a position; creates the channel's life if it has none.
--- KEYS[1] meta hash, KEYS[2] message list (see longpollAppendV1)
+-- KEYS[1] meta hash, KEYS[2] message list (see longpollAppendV2)
 -- ARGV[1] epoch to use if the channel has no life yet
 -- ARGV[2] position: 'o' oldest, 'l' latest, 'c' cursor   ARGV[3] cursor epoch   ARGV[4] cursor seq
 -- ARGV[5] limit   ARGV[6] now (ms)   ARGV[7] emptyChannelTtl (ms)
@@ -138,8 +154,10 @@ return { epoch, after, gap, redis.call('LRANGE', KEYS[2], -n, count - n - 1) }
 `
 
 type Client = Redis | Cluster
+/** The first element of the append script's reply: what it did. */
+type AppendOutcome = 'stored' | 'duplicate' | 'late'
 interface Scripts {
-  longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
+  longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number, string[]?]>
 }
 
@@ -167,7 +185,7 @@ export class RedisStore implements LongPollStore {
     this.commandTimeout = positive(options.commandTimeout ?? 5_000, 'commandTimeout')
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a Redis restart). Defining
     // the same versioned name twice on one client is harmless: the script text is the same.
-    this.redis.defineCommand('longpollAppendV1', { numberOfKeys: 2, lua: APPEND })
+    this.redis.defineCommand('longpollAppendV2', { numberOfKeys: 3, lua: APPEND })
     this.redis.defineCommand('longpollReadV1', { numberOfKeys: 2, lua: READ })
     this.connectedOnce = this.redis.status === 'ready'
     this.redis.on('ready', this.onReady)
@@ -185,25 +203,27 @@ export class RedisStore implements LongPollStore {
    *   lower bound of the offset, so the deadline errs early, never late); the first append of a store asks
    *   for TIME once to learn it.
    * Residual risks, stated honestly: (1) the script ran before the deadline but its reply was lost or arrived
-   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries stores it
-   * twice — the at-least-once of any push over a network without client-side idempotency keys); (2) the
-   * connection dropped after the script ran and ioredis re-sent it within the deadline: stored twice, the push
-   * answered 2xx with the second id. Set `autoResendUnfulfilledCommands: false` on the client to rule out (2);
-   * the push then answers 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
+   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries without an
+   * idempotency key stores it twice; with one, its retry answers the first id with `duplicate: true`); (2) the
+   * connection dropped after the script ran and ioredis re-sent it within the deadline: without a key, stored
+   * twice, the push answered 2xx with the second id (with a key, the re-sent script finds it and answers the
+   * first id). Set `autoResendUnfulfilledCommands: false` on the client to rule out (2); the push then answers
+   * 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
    * skew (milliseconds under NTP), by which a deadline can be late.
    */
-  async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
+  async append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult> {
     await this.connected()
     if (this.offset === null) await this.calibrate()
     const sent = Date.now()
     const deadline = this.offset === null ? 0 : sent + this.commandTimeout + this.offset
-    const [epoch, seq, servertime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV1(
-      this.key(channel, 'meta'), this.key(channel, 'msgs'),
+    const [outcome, epoch, seq, servertime, firstTime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV2(
+      this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`),
       newEpoch(), json, time, time + retention.messageTtl, retention.maxMessages,
-      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline
+      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline, idempotency?.ttl ?? 0
     ), 'append')
     this.offset = Number(servertime) - Date.now()
-    if (seq === -1) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'late') throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'duplicate') return { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
     return { epoch, seq: Number(seq), time }
   }
 
@@ -239,7 +259,7 @@ export class RedisStore implements LongPollStore {
     this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
-  private key (channel: string, part: 'meta' | 'msgs'): string {
+  private key (channel: string, part: string): string {
     return `${this.prefix}{${channel}}:${part}`
   }
 
