@@ -16,6 +16,8 @@ export const errors = {
   BadIdempotencyKey: createError('FST_LONGPOLL_BAD_IDEMPOTENCY_KEY', 'Invalid idempotency key: %s', 400),
   /** The serialized message is larger than `maxMessageBytes`. */
   MessageTooLarge: createError('FST_LONGPOLL_MESSAGE_TOO_LARGE', 'The message is %d bytes; the limit is %d', 413),
+  /** An option needs an optional peer dependency that is not installed (`metrics` needs prom-client). */
+  MissingPackage: createError('FST_LONGPOLL_MISSING_PACKAGE', 'Option "%s" needs the %s package, which is not installed: npm install %s', 500),
   /** The `authorize` hook denied the action. */
   Forbidden: createError('FST_LONGPOLL_FORBIDDEN', 'Not allowed to %s on channel "%s"', 403),
   /** `maxHeldPolls` is reached; the client should retry after `Retry-After` seconds. */

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { formatCursor } from './cursor.js'
 import { errors } from './errors.js'
 import { Hub } from './hub.js'
+import { noMetrics, type Metrics } from './metrics.js'
 import type { NormalizedOptions } from './options.js'
 
 export interface PushResult {
@@ -54,7 +55,7 @@ export class LongPoll implements LongPollApi {
   readonly hub: Hub
   private pushed = 0
 
-  constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger) {
+  constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger, readonly metrics: Metrics = noMetrics) {
     this.hub = new Hub({ ...options, log })
   }
 
@@ -83,12 +84,14 @@ export class LongPoll implements LongPollApi {
       stored = await store.append(channel, json, Date.now(), { maxMessages, messageTtl },
         key === undefined ? undefined : { key, ttl: this.options.idempotencyTtl })
     } catch (err) {
+      this.metrics.storeError('append')
       this.log.error({ err, channel }, 'fastify-longpoll: the store failed to append; nothing was stored')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // A repeat: the first push stored the message and announced it; nothing more to do.
     if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), duplicate: true }
     this.pushed++
+    this.metrics.pushed()
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
     // still see the message on their next wake-up or resync; it is never lost, only late.
     const failed = (err: unknown): void => {
@@ -107,6 +110,7 @@ export class LongPoll implements LongPollApi {
     try {
       await this.options.store.delete(channel)
     } catch (err) {
+      this.metrics.storeError('delete')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // Deleted first, then announced: a client that re-polls on `disconnected` finds the channel's new life.

@@ -4,6 +4,7 @@ import { MemoryStore } from './stores/memory.js'
 import { MemoryNotifier } from './notifiers/memory.js'
 import type { LongPollStore } from './stores/types.js'
 import type { LongPollNotifier } from './notifiers/types.js'
+import { normalizeMetrics, type MetricsOptions, type NormalizedMetrics } from './metrics.js'
 
 export type LongPollAction = 'poll' | 'push' | 'disconnect'
 
@@ -49,6 +50,11 @@ export interface LongPollOptions {
   routes?: LongPollRoutes
   /** Milliseconds an idempotency key is remembered per channel: a repeat within it stores nothing. Default 300000. */
   idempotencyTtl?: number
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency: install it). `true` registers them in
+   * prom-client's global registry, which fastify-metrics exposes; `{ registry, prefix }` chooses. Default off.
+   */
+  metrics?: boolean | MetricsOptions
 }
 
 export interface LongPollRoutes {
@@ -80,6 +86,7 @@ export interface NormalizedOptions {
   authorize: Authorize | null
   routes: Required<LongPollRoutes>
   idempotencyTtl: number
+  metrics: NormalizedMetrics
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -88,7 +95,7 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'metrics'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
@@ -118,7 +125,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     channelPattern: channelPattern(options.channelPattern),
     authorize: authorizeHook(options.authorize),
     routes: routes(options.routes),
-    idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1)
+    idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
+    metrics: normalizeMetrics(options.metrics)
   }
 }
 

@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { withRetryAfter } from './answers.js'
 import { parsePosition } from './cursor.js'
 import { errors } from './errors.js'
+import { createMetrics } from './metrics.js'
 import { LongPoll, type LongPollApi, type PushOptions } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
 import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pushBody, PushAnswer, pushHeaders } from './schemas.js'
@@ -21,8 +22,12 @@ const PUSH_ENVELOPE_BYTES = 1024
 
 const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) => {
   const options = normalizeOptions(rawOptions)
-  const longpoll = new LongPoll(options, fastify.log)
+  let held = (): number => 0
+  const metrics = await createMetrics(options.metrics, () => held())
+  fastify.addHook('onClose', async () => metrics.close())
+  const longpoll = new LongPoll(options, fastify.log, metrics)
   const { hub } = longpoll
+  held = () => hub.heldPolls
 
   await options.notifier.start({
     event: (channel, event) => hub.event(channel, event),
