@@ -1,4 +1,7 @@
 import createError from '@fastify/error'
+import type { LongPollErrorCode } from './client/codes.js'
+
+export type { LongPollErrorCode }
 
 // Stable codes: clients and tests match on `code`, never on the message text.
 export const errors = {
@@ -29,3 +32,7 @@ export const errors = {
   /** The notifier could not subscribe the channel, so the poll could not be held safely. */
   NotifierUnavailable: createError('FST_LONGPOLL_NOTIFIER_UNAVAILABLE', 'The notifier is unavailable: %s', 503)
 }
+
+type ThrownCode = { [K in keyof typeof errors]: InstanceType<(typeof errors)[K]>['code'] }[keyof typeof errors]
+/** Fails to compile when a code is added here but not to LongPollErrorCode (lib/client/codes.ts), or the reverse. */
+const _everyCodeListed: [ThrownCode] extends [LongPollErrorCode] ? ([LongPollErrorCode] extends [ThrownCode] ? true : never) : never = true

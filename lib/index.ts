@@ -3,7 +3,7 @@ import { fastifyLongpoll } from './plugin.js'
 export { fastifyLongpoll }
 export default fastifyLongpoll
 
-export { errors } from './errors.js'
+export { errors, type LongPollErrorCode } from './errors.js'
 export { formatCursor, parsePosition, type Cursor, type Position } from './cursor.js'
 export { DEFAULT_CHANNEL_PATTERN, type Authorize, type AuthorizeContext, type LongPollAction, type LongPollOptions } from './options.js'
 export type { LongPollApi, LongPollStats, PushOptions, PushResult } from './longpoll.js'
