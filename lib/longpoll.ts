@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { formatCursor } from './cursor.js'
 import { errors } from './errors.js'
-import { Hub } from './hub.js'
+import { Hub, type HubCounters } from './hub.js'
 import { noMetrics, type Metrics } from './metrics.js'
 import type { NormalizedOptions } from './options.js'
 
@@ -20,25 +20,12 @@ export interface PushOptions {
   key?: string
 }
 
-export interface LongPollStats {
-  /** Polls this instance holds now (including those whose first store read is in flight). */
-  heldPolls: number
+/** `app.longpoll.stats()`: the hub's counters and two gauges. */
+export type LongPollStats = Readonly<HubCounters> & {
+  /** Polls this instance holds now (including those whose first store reads are in flight). */
+  readonly heldPolls: number
   /** Channels with at least one held poll on this instance. */
-  channels: number
-  /** Messages stored through this instance. */
-  pushed: number
-  /** Messages written into poll answers (a message answered to 3 polls counts 3). */
-  delivered: number
-  /** Polls answered with 200, whatever their status. */
-  answered: number
-  /** Polls answered with status `timeout`. */
-  timeouts: number
-  /** Polls answered with status `disconnected`. */
-  disconnected: number
-  /** Polls whose client went away before the answer. */
-  aborted: number
-  /** Polls refused with 503 because `maxHeldPolls` was reached. */
-  rejected: number
+  readonly channels: number
 }
 
 /** The decorator: `app.longpoll`. */
@@ -53,7 +40,6 @@ export interface LongPollApi {
 /** Push, disconnect and stats, shared by the routes and the decorator so both take one code path. */
 export class LongPoll implements LongPollApi {
   readonly hub: Hub
-  private pushed = 0
 
   constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger, readonly metrics: Metrics = noMetrics) {
     this.hub = new Hub({ ...options, log })
@@ -90,7 +76,7 @@ export class LongPoll implements LongPollApi {
     }
     // A repeat: the first push stored the message and announced it; nothing more to do.
     if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), duplicate: true }
-    this.pushed++
+    this.hub.counters.pushed++
     this.metrics.pushed()
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
     // still see the message on their next wake-up or resync; it is never lost, only late.
@@ -125,7 +111,7 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, pushed: this.pushed, ...this.hub.counters }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters }
   }
 }
 
