@@ -42,7 +42,7 @@ export class LongPoll implements LongPollApi {
   readonly hub: Hub
 
   constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger, readonly metrics: Metrics = noMetrics) {
-    this.hub = new Hub({ ...options, log })
+    this.hub = new Hub({ ...options, log, metrics })
   }
 
   checkChannel (channel: unknown): string {

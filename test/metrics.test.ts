@@ -63,8 +63,48 @@ t.test('scraped through fastify-metrics, the counters and the held-polls gauge m
   t.equal(sample(during, 'longpoll_pushed_total'), 3, 'three messages stored')
   t.equal(sample(during, 'longpoll_held_polls'), 1, 'one poll held, read at scrape time')
   await app.longpoll.push('b', 'wake')
-  await held
-  t.equal(sample(await scrape(), 'longpoll_held_polls'), 0)
+  t.equal((await held).json().status, 'ok')
+  await app.inject('/lp/poll?channel=a&timeout=0') // three messages at once
+  await app.inject('/lp/poll?channel=empty&timeout=0')
+  const after = await scrape()
+  t.equal(sample(after, 'longpoll_held_polls'), 0)
+  t.equal(sample(after, 'longpoll_polls_answered_total{status="ok"}'), 2)
+  t.equal(sample(after, 'longpoll_polls_answered_total{status="timeout"}'), 1)
+  t.equal(sample(after, 'longpoll_delivered_total'), 4, '1 woken + 3 read at once')
+  t.equal(sample(after, 'longpoll_delivery_seconds_count'), 4, 'one observation per message delivered')
+  t.equal(sample(after, 'longpoll_delivery_seconds_bucket{le="+Inf"}'), 4)
+  t.ok((sample(after, 'longpoll_delivery_seconds_sum') ?? -1) >= 0)
+})
+
+t.test('delivery seconds run from the store time of the message to the answer, per poll; fan-out counts each poll', async (t) => {
+  const registry = new Registry()
+  const app = await makeApp(t, { metrics: { registry } })
+  const { id } = await app.longpoll.push('fan', 'old')
+  const polls = Array.from({ length: 3 }, () => app.inject(`/lp/poll?channel=fan&cursor=${id}&timeout=10000`))
+  await heldPolls(app, 3)
+  await app.longpoll.push('fan', 'new')
+  await Promise.all(polls)
+  // A message stored 3 s before it is read (the store keeps the time it was given): a late delivery.
+  const store = new MemoryStore()
+  const late = await makeApp(t, { store, metrics: { registry, prefix: 'late_' } })
+  await store.append('slow', '"late"', Date.now() - 3_000, { maxMessages: 10, messageTtl: 60_000 })
+  await late.inject('/lp/poll?channel=slow&timeout=0')
+  const text = await registry.metrics()
+  t.equal(sample(text, 'longpoll_delivered_total'), 3, 'one message to three polls')
+  t.equal(sample(text, 'longpoll_delivery_seconds_count'), 3)
+  t.equal(sample(text, 'longpoll_delivery_seconds_bucket{le="1"}'), 3, 'all within a second')
+  t.equal(sample(text, 'late_delivery_seconds_bucket{le="2.5"}'), 0, 'the late one is over 2.5 s')
+  t.equal(sample(text, 'late_delivery_seconds_bucket{le="5"}'), 1, 'and under 5 s')
+})
+
+t.test('refused polls count by reason', async (t) => {
+  const registry = new Registry()
+  const app = await makeApp(t, { maxHeldPolls: 0, metrics: { registry } })
+  t.equal((await app.inject('/lp/poll?channel=a&timeout=1000')).statusCode, 503)
+  t.equal((await app.inject('/lp/poll?channel=a&timeout=1000')).statusCode, 503)
+  t.equal(sample(await registry.metrics(), 'longpoll_polls_rejected_total{reason="max_held_polls"}'), 2)
+  await app.close()
+  t.equal(sample(await registry.metrics(), 'longpoll_polls_rejected_total{reason="max_held_polls"}'), undefined, 'removed on close')
 })
 
 t.test('prom-client\'s own registry exposes them too; a custom registry and prefix', async (t) => {
