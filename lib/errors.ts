@@ -25,6 +25,8 @@ export const errors = {
   Forbidden: createError('FST_LONGPOLL_FORBIDDEN', 'Not allowed to %s on channel "%s"', 403),
   /** `maxHeldPolls` is reached; the client should retry after `Retry-After` seconds. */
   TooManyPolls: createError('FST_LONGPOLL_TOO_MANY_POLLS', 'This server holds %d polls, its limit; retry later', 503),
+  /** The client holds `maxHeldPollsPerClient` polls on this instance already; retry after `Retry-After` seconds. */
+  TooManyClientPolls: createError('FST_LONGPOLL_TOO_MANY_CLIENT_POLLS', 'This client holds %d polls on this server, the limit per client; retry later', 429),
   /** The server is closing; held and arriving polls are answered with this so clients reconnect elsewhere. */
   Closing: createError('FST_LONGPOLL_CLOSING', 'The server is closing; reconnect', 503),
   /** The store could not be reached or failed; nothing was stored. */

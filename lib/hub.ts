@@ -5,6 +5,7 @@ import { errors } from './errors.js'
 import type { LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
 import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
+import type { ClientLimit } from './client-limit.js'
 
 /*
  * The life of a held poll, in the order of this file:
@@ -55,6 +56,8 @@ class HeldPoll {
   dirty = false
   readonly entries: PollEntry[] = []
   timer: NodeJS.Timeout | null = null
+  /** The key of the client-limit slot the poll holds, if there is a limit. */
+  client: string | null = null
   readonly onClose: () => void
 
   constructor (readonly reply: FastifyReply, readonly limit: number, hub: Hub) {
@@ -83,6 +86,8 @@ export interface HubOptions {
   log: FastifyBaseLogger
   /** Prometheus counters; an object of empty functions when metrics are off. */
   metrics?: Metrics
+  /** `maxHeldPollsPerClient`; null for no limit. */
+  clientLimit?: ClientLimit | null
 }
 
 /** What the hub counts; `app.longpoll.stats()` is these and two gauges. */
@@ -122,9 +127,11 @@ export class Hub {
   private storeFailing = false
   readonly counters: HubCounters = { pushed: 0, delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
   private readonly metrics: Metrics
+  private readonly clientLimit: ClientLimit | null
 
   constructor (private readonly options: HubOptions) {
     this.metrics = options.metrics ?? noMetrics
+    this.clientLimit = options.clientLimit ?? null
   }
 
   /** Polls this instance holds now (including those whose first store reads are in flight). */
@@ -173,7 +180,16 @@ export class Hub {
       this.counters.rejected++
       return this.fail(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
+    let client: string | null = null
+    if (this.clientLimit !== null) {
+      try {
+        client = this.clientLimit.take(reply.request)
+      } catch (err) {
+        return this.fail(reply, err as Error) // 429, or what the user's clientKey threw
+      }
+    }
     const poll = this.attach(reply, channels, positions, limit)
+    poll.client = client
     poll.timer = setTimeout(() => this.expire(poll), timeout)
     try {
       await subscribed(poll)
@@ -446,6 +462,7 @@ export class Hub {
     poll.timer = null
     poll.reply.raw.removeListener('close', poll.onClose)
     this.held--
+    if (poll.client !== null) this.clientLimit?.release(poll.client)
     for (const entry of poll.entries) {
       const { waiters } = entry
       waiters.entries.delete(entry)

@@ -5,6 +5,7 @@ import { MemoryNotifier } from './notifiers/memory.js'
 import type { LongPollStore } from './stores/types.js'
 import type { LongPollNotifier } from './notifiers/types.js'
 import { normalizeMetrics, type MetricsOptions, type NormalizedMetrics } from './metrics.js'
+import { ClientLimit, type ClientKey } from './client-limit.js'
 
 export type LongPollAction = 'poll' | 'push' | 'disconnect'
 
@@ -57,6 +58,16 @@ export interface LongPollOptions {
    * prom-client's global registry, which fastify-metrics exposes; `{ registry, prefix }` chooses. Default off.
    */
   metrics?: boolean | MetricsOptions
+  /**
+   * Polls (and queue claims) one client may hold on this instance; past it, 429 with `Retry-After`. Default: no
+   * limit. Clients are told apart by `clientKey`.
+   */
+  maxHeldPollsPerClient?: number
+  /**
+   * Names a request's client for `maxHeldPollsPerClient`. Default `request.ip` — behind a proxy, set Fastify's
+   * `trustProxy` (or pass your own, e.g. a user id), or every client shares the proxy's address.
+   */
+  clientKey?: ClientKey
 }
 
 export interface LongPollRoutes {
@@ -90,6 +101,8 @@ export interface NormalizedOptions {
   routes: Required<LongPollRoutes>
   idempotencyTtl: number
   metrics: NormalizedMetrics
+  /** `maxHeldPollsPerClient` and `clientKey`; null without a limit. */
+  clientLimit: ClientLimit | null
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -98,7 +111,7 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'metrics'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'metrics', 'maxHeldPollsPerClient', 'clientKey'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
@@ -130,7 +143,8 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     authorize: authorizeHook(options.authorize),
     routes: routes(options.routes),
     idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
-    metrics: normalizeMetrics(options.metrics)
+    metrics: normalizeMetrics(options.metrics),
+    clientLimit: clientLimit(options)
   }
 }
 
@@ -182,6 +196,13 @@ function routes (value: unknown): Required<LongPollRoutes> {
     chosen[name as RouteName] = on
   }
   return chosen
+}
+
+function clientLimit (options: LongPollOptions): ClientLimit | null {
+  const { clientKey } = options
+  if (clientKey !== undefined && typeof clientKey !== 'function') throw new errors.InvalidOption('clientKey', 'must be a function (request) => string')
+  if (options.maxHeldPollsPerClient === undefined) return null
+  return new ClientLimit(integer(options, 'maxHeldPollsPerClient', 0, 1), clientKey ?? ((request) => request.ip))
 }
 
 function authorizeHook (value: unknown): Authorize | null {

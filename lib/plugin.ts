@@ -16,7 +16,7 @@ declare module 'fastify' {
   }
 }
 
-const errorAnswers = { 400: ErrorAnswer, 403: ErrorAnswer, 413: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer }
+const errorAnswers = { 400: ErrorAnswer, 403: ErrorAnswer, 413: ErrorAnswer, 429: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer }
 /** Room for `{"channel":…,"data":…}` around the data, whose own size `maxMessageBytes` bounds. */
 const PUSH_ENVELOPE_BYTES = 1024
 
