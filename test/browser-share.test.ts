@@ -225,3 +225,34 @@ t.test('pages subscribing at runtime with backlog cursors get their backlogs onc
   t.equal(new Set(polls.filter((poll) => !/cursor=latest/.test(poll.url)).map((poll) => poll.page)).size, 1, 'one page polls')
   t.same(tabs.flatMap((tab) => tab.errors), [])
 })
+
+// Headless Chromium does not freeze a page on request (CDP's Page.setWebLifecycleState leaves a visible page
+// running, and headless pages are always visible), so this dispatches the Page Lifecycle events themselves: what
+// is tested is that a page told it is being frozen gives up the lead at once and, resumed, rejoins as a follower.
+t.test('on its freeze event the leading page hands the lead over; on resume it follows again, nothing lost or twice', async (t) => {
+  const context = await newContext(t)
+  const tabs = [await open(context, 's1'), await open(context, 's2'), await open(context, 's3')]
+  for (const tab of tabs) await follow(tab, ['cold'])
+  for (const tab of tabs) await live(tab)
+  await holding(['cold'])
+  const first = leader()
+  const frozen = tabs.find((tab) => tab.name === first) as Tab
+  await app.longpoll.push('cold', 1)
+  for (const tab of tabs) await receivedOn(tab, 'cold', 1)
+
+  const frozenAt = Date.now()
+  await frozen.page.evaluate(() => document.dispatchEvent(new Event('freeze')))
+  await until(() => polls.some((poll) => poll.at >= frozenAt && poll.page !== first) && app.longpoll.stats().heldPolls === 1, 15_000, 'another page leading')
+  const next = leader()
+  t.not(next, first, `${next} leads while ${first} is frozen`)
+  for (const i of range(2, 10)) await app.longpoll.push('cold', i)
+  for (const tab of tabs) t.same(await receivedOn(tab, 'cold', 10), range(1, 10), `${tab.name}`)
+
+  await frozen.page.evaluate(() => document.dispatchEvent(new Event('resume')))
+  for (const i of range(11, 20)) await app.longpoll.push('cold', i)
+  await app.longpoll.push('cold', 'end')
+  for (const tab of tabs) t.same(await receivedOn(tab, 'cold', 21), [...range(1, 20), 'end'], `${tab.name}: once each, in order`)
+  await holding(['cold'])
+  t.same(new Set(polls.filter((poll) => poll.at >= frozenAt).map((poll) => poll.page)), new Set([next]), `${next} keeps the lead`)
+  t.same(tabs.flatMap((tab) => tab.errors), [])
+})

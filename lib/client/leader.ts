@@ -46,6 +46,7 @@ export class Leader {
   private current: AbortController | undefined
   private wake: (() => void) | undefined
   private running = false
+  private state: LongPollClientState = 'connecting'
 
   constructor (private readonly settings: LeaderSettings, private readonly events: LeaderEvents) {}
 
@@ -131,7 +132,10 @@ export class Leader {
       this.current = controller
       let delivery: Delivery
       try {
-        delivery = await pollOnce(this.settings, channels, polled.map((entry) => entry.from), confirmed ? this.settings.timeout : 0, controller.signal)
+        // A `latest` entry is made concrete at once too: a held poll aborted by a change before it answered would
+        // otherwise start its `latest` over, at a later "now".
+        const quick = !confirmed || polled.some((entry) => entry.from === 'latest')
+        delivery = await pollOnce(this.settings, channels, polled.map((entry) => entry.from), quick ? 0 : this.settings.timeout, controller.signal)
       } catch (err) {
         if (signal.aborted) break
         if (controller.signal.reason === CHANGED) continue // re-poll at once with the new channels
@@ -141,7 +145,7 @@ export class Leader {
           continue
         }
         const delay = backoff(failures++, (err as RetryableError).retryAfter, this.settings.minDelay, this.settings.maxDelay)
-        this.events.state('reconnecting', { delay, error: err })
+        this.setState('reconnecting', { delay, error: err })
         await sleep(delay, signal)
         continue
       } finally {
@@ -151,7 +155,7 @@ export class Leader {
       failures = 0
       confirmed = true
       this.added.clear()
-      this.events.state('live')
+      this.setState('live')
       // Advance each position the answer covered, unless a follower moved it back while the poll was out: that
       // follower needs the earlier start, and the next poll makes it.
       channels.forEach((channel, i) => {
@@ -165,6 +169,12 @@ export class Leader {
       this.events.deliver(delivery)
     }
     this.running = false
+  }
+
+  private setState (state: LongPollClientState, detail?: StateDetail): void {
+    if (state === this.state && state !== 'reconnecting') return
+    this.state = state
+    this.events.state(state, detail)
   }
 
   /** A 4xx: the followers who asked for the channels added since the last answer end; if none, all do. */
