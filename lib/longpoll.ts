@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { formatCursor } from './cursor.js'
 import { errors } from './errors.js'
-import { Hub } from './hub.js'
+import { Hub, type HubCounters } from './hub.js'
 import type { NormalizedOptions } from './options.js'
 
 export interface PushResult {
@@ -9,25 +9,12 @@ export interface PushResult {
   id: string
 }
 
-export interface LongPollStats {
-  /** Polls this instance holds now (including those whose first store read is in flight). */
-  heldPolls: number
+/** `app.longpoll.stats()`: the hub's counters and two gauges. */
+export type LongPollStats = Readonly<HubCounters> & {
+  /** Polls this instance holds now (including those whose first store reads are in flight). */
+  readonly heldPolls: number
   /** Channels with at least one held poll on this instance. */
-  channels: number
-  /** Messages stored through this instance. */
-  pushed: number
-  /** Messages written into poll answers (a message answered to 3 polls counts 3). */
-  delivered: number
-  /** Polls answered with 200, whatever their status. */
-  answered: number
-  /** Polls answered with status `timeout`. */
-  timeouts: number
-  /** Polls answered with status `disconnected`. */
-  disconnected: number
-  /** Polls whose client went away before the answer. */
-  aborted: number
-  /** Polls refused with 503 because `maxHeldPolls` was reached. */
-  rejected: number
+  readonly channels: number
 }
 
 /** The decorator: `app.longpoll`. */
@@ -42,7 +29,6 @@ export interface LongPollApi {
 /** Push, disconnect and stats, shared by the routes and the decorator so both take one code path. */
 export class LongPoll implements LongPollApi {
   readonly hub: Hub
-  private pushed = 0
 
   constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger) {
     this.hub = new Hub({ ...options, log })
@@ -74,7 +60,7 @@ export class LongPoll implements LongPollApi {
       this.log.error({ err, channel }, 'fastify-longpoll: the store failed to append; nothing was stored')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
-    this.pushed++
+    this.hub.counters.pushed++
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
     // still see the message on their next wake-up or resync; it is never lost, only late.
     const failed = (err: unknown): void => {
@@ -107,6 +93,6 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, pushed: this.pushed, ...this.hub.counters }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters }
   }
 }

@@ -28,6 +28,8 @@ export interface LongPollOptions {
   maxTimeout?: number
   /** Most messages in one answer, and the upper bound of `limit`. Default 100. */
   maxBatch?: number
+  /** Most channels one poll may follow (`channel` repeated). Default 100. */
+  maxChannels?: number
   /** Messages retained per channel. Default 1000. */
   maxMessages?: number
   /** Milliseconds a message is retained. Default 3600000 (one hour). */
@@ -51,6 +53,7 @@ export interface NormalizedOptions {
   timeout: number
   maxTimeout: number
   maxBatch: number
+  maxChannels: number
   maxMessages: number
   messageTtl: number
   maxMessageBytes: number
@@ -65,7 +68,7 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 // Fastify's own register options arrive in the same object as ours.
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
-  'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
+  'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
   'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize'
 ])
 
@@ -87,6 +90,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     timeout,
     maxTimeout,
     maxBatch: integer(options, 'maxBatch', 100, 1),
+    maxChannels: integer(options, 'maxChannels', 100, 1),
     maxMessages: integer(options, 'maxMessages', 1000, 1),
     messageTtl: integer(options, 'messageTtl', 3_600_000, 1),
     maxMessageBytes: integer(options, 'maxMessageBytes', 65_536, 1),

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { withRetryAfter } from './answers.js'
-import { parsePosition } from './cursor.js'
+import { parsePositions } from './cursor.js'
 import { errors } from './errors.js'
 import { LongPoll, type LongPollApi } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
@@ -56,6 +56,12 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     if (await options.authorize(request, { action, channel }) !== true) throw new errors.Forbidden(action, channel)
   }
 
+  /** `authorize` once per channel of a poll, all at once; any denial answers 403 and nothing is held. */
+  async function authorizeAll (request: FastifyRequest, channels: string[]): Promise<void> {
+    if (channels.length === 1) return await authorize(request, 'poll', channels[0] as string)
+    await Promise.all(channels.map((channel) => authorize(request, 'poll', channel)))
+  }
+
   // A server-wide handlerTimeout shorter than a held poll would answer held polls with 503: give the poll
   // route its own, above maxTimeout. With none set, set none (it costs a timer per request).
   const serverHandlerTimeout = (fastify.initialConfig as { handlerTimeout?: number }).handlerTimeout ?? 0
@@ -67,8 +73,8 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     ...pollHandlerTimeout,
     exposeHeadRoute: false, // a HEAD request would hold a poll only to throw its answer away
     schema: {
-      summary: 'Wait for messages on a channel',
-      querystring: pollQuery(options.channelPattern, options.maxBatch),
+      summary: 'Wait for messages on one or several channels',
+      querystring: pollQuery(options.channelPattern, options.maxBatch, options.maxChannels),
       response: { 200: PollAnswer, ...errorAnswers }
     }
   }, (request, reply) => {
@@ -77,15 +83,16 @@ async function routes (fastify: FastifyInstance, options: NormalizedOptions, lon
     // ~1.7 KB of heap and ~20 µs of CPU per poll (bench/results/candidates/). Fastify waits for reply.send()
     // when a handler returns undefined, and answers a synchronous throw (a bad cursor) with its error.
     const { channel, cursor, timeout, limit } = request.query
-    const position = parsePosition(cursor)
+    const channels = typeof channel === 'string' ? [channel] : channel
+    const positions = parsePositions(cursor, channels.length)
     const holdFor = Math.min(timeout ?? options.timeout, options.maxTimeout)
     const batch = limit ?? options.maxBatch
     const run = (): Promise<void> => holdFor === 0
-      ? hub.shortPoll(reply, channel, position, batch)
-      : hub.hold(reply, channel, position, batch, holdFor)
-    const fail = (err: Error): void => { if (!reply.sent) hub.reject(reply, err) }
+      ? hub.shortPoll(reply, channels, positions, batch)
+      : hub.hold(reply, channels, positions, batch, holdFor)
+    const fail = (err: Error): void => { if (!reply.sent) hub.fail(reply, err) }
     if (options.authorize === null) run().catch(fail)
-    else authorize(request, 'poll', channel).then(run).catch(fail)
+    else authorizeAll(request, channels).then(run).catch(fail)
   })
 
   app.post('/push', {
