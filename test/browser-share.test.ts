@@ -164,9 +164,10 @@ t.test('three pages, overlapping channels: the server holds one poll, each page 
 t.test('the leading page closes while pushes continue: another leads, nothing lost, nothing twice', async (t) => {
   const context = await newContext(t)
   const tabs = [await open(context, 'q1'), await open(context, 'q2'), await open(context, 'q3')]
-  for (const tab of tabs) await follow(tab, ['feed'])
+  const wants: Record<string, string[]> = { q1: ['feed', 'extra'], q2: ['feed'], q3: ['extra', 'feed'] }
+  for (const tab of tabs) await follow(tab, wants[tab.name] as string[])
   for (const tab of tabs) await live(tab)
-  await holding(['feed'])
+  await holding(['feed', 'extra'])
   const first = leader()
   const leading = tabs.find((tab) => tab.name === first) as Tab
   const others = tabs.filter((tab) => tab !== leading)
@@ -174,6 +175,7 @@ t.test('the leading page closes while pushes continue: another leads, nothing lo
   let closedAt = 0
   for (const i of range(1, 60)) {
     await app.longpoll.push('feed', i)
+    await app.longpoll.push('extra', i)
     if (i === 20) {
       await receivedOn(others[0] as Tab, 'feed', 20)
       closedAt = Date.now()
@@ -182,11 +184,20 @@ t.test('the leading page closes while pushes continue: another leads, nothing lo
     // Pushes keep coming while the lead passes, about one per 10 ms (the scenario, not a wait for an event).
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
-  for (const tab of others) t.same(await receivedOn(tab, 'feed', 60), range(1, 60), `${tab.name}: every message once, in order`)
+  for (const tab of others) {
+    for (const channel of wants[tab.name] as string[]) {
+      t.same(await receivedOn(tab, channel, 60), range(1, 60), `${tab.name}: every message of ${channel} once, in order`)
+    }
+  }
   await app.longpoll.push('feed', 'end')
-  for (const tab of others) t.same(await receivedOn(tab, 'feed', 61), [...range(1, 60), 'end'])
+  await app.longpoll.push('extra', 'end')
+  for (const tab of others) {
+    const channels = wants[tab.name] as string[]
+    for (const channel of channels) t.same(await receivedOn(tab, channel, 61), [...range(1, 60), 'end'])
+    t.equal((await received(tab)).length, 61 * channels.length, `${tab.name}: nothing else`)
+  }
 
-  await holding(['feed'])
+  await holding(['feed', 'extra'])
   const next = leader()
   t.not(next, first, `${next} leads now`)
   const takeover = (polls.find((poll) => poll.page === next && poll.at >= closedAt) as { at: number }).at - closedAt
@@ -201,26 +212,32 @@ t.test('pages subscribing at runtime with backlog cursors get their backlogs onc
   const [r1, r2, r3] = tabs as [Tab, Tab, Tab]
   const ids: string[] = []
   for (const i of range(1, 5)) ids.push((await app.longpoll.push('backlog', i)).id)
-  for (const tab of tabs) await follow(tab, [])
+  for (const tab of tabs) await follow(tab, ['side'])
+  for (const tab of tabs) await live(tab)
+  await app.longpoll.push('side', 1)
 
   await r1.page.evaluate((cursor) => (window as any).client.subscribe('backlog', { cursor }), ids[1] as string)
   t.same(await receivedOn(r1, 'backlog', 3), [3, 4, 5])
-  await holding(['backlog'])
+  await holding(['side', 'backlog'])
+  await app.longpoll.push('side', 2)
   // r2 asks for less of the backlog, r3 for all of it: the leader polls from the earliest, the others skip.
   await r2.page.evaluate((cursor) => (window as any).client.subscribe('backlog', { cursor }), ids[3] as string)
   t.same(await receivedOn(r2, 'backlog', 1), [5])
   await r3.page.evaluate(() => (window as any).client.subscribe('backlog'))
   t.same(await receivedOn(r3, 'backlog', 5), [1, 2, 3, 4, 5])
-  await holding(['backlog'])
+  await holding(['side', 'backlog'])
+  await app.longpoll.push('side', 3)
 
   await app.longpoll.push('backlog', 6)
   t.same(await receivedOn(r1, 'backlog', 4), [3, 4, 5, 6], 'r1: its backlog, then live, nothing twice')
   t.same(await receivedOn(r2, 'backlog', 2), [5, 6])
   t.same(await receivedOn(r3, 'backlog', 6), [1, 2, 3, 4, 5, 6])
   await app.longpoll.push('backlog', 'end')
+  await app.longpoll.push('side', 'end')
   for (const [tab, count] of [[r1, 5], [r2, 3], [r3, 7]] as const) {
     await receivedOn(tab, 'backlog', count)
-    t.equal((await received(tab)).length, count, `${tab.name}: nothing more`)
+    t.same(await receivedOn(tab, 'side', 4), [1, 2, 3, 'end'], `${tab.name}: the other channel, nothing lost or twice`)
+    t.equal((await received(tab)).length, count + 4, `${tab.name}: nothing more`)
   }
   t.equal(new Set(polls.filter((poll) => !/cursor=latest/.test(poll.url)).map((poll) => poll.page)).size, 1, 'one page polls')
   t.same(tabs.flatMap((tab) => tab.errors), [])
