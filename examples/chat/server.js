@@ -1,4 +1,4 @@
-// Chat rooms over long polling: `npm start`, then open http://127.0.0.1:3000 in two tabs.
+// Chat rooms over long polling: `npm start`, then open http://127.0.0.1:3000 in three tabs.
 //
 // The server is the plugin plus two files: the page (index.html) and the browser build of
 // `fastify-longpoll/client`. The page pushes with POST /lp/push and follows its room with the client.
