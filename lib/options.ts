@@ -4,13 +4,26 @@ import { MemoryStore } from './stores/memory.js'
 import { MemoryNotifier } from './notifiers/memory.js'
 import type { LongPollStore } from './stores/types.js'
 import type { LongPollNotifier } from './notifiers/types.js'
+import { MemoryQueueStore } from './queues/memory.js'
+import type { LongPollQueueStore } from './queues/types.js'
 
-export type LongPollAction = 'poll' | 'push' | 'disconnect'
+export type LongPollAction = 'poll' | 'push' | 'disconnect' | 'enqueue' | 'claim' | 'settle'
 
 export interface AuthorizeContext {
   action: LongPollAction
+  /** The channel polled, pushed or disconnected; for a queue action, the queue's name too. */
   channel: string
+  /** The queue, for `enqueue`, `claim` (also asked for `GET /queues/:queue`) and `settle` (ack, nack, extend). */
+  queue?: string
 }
+
+/** Which HTTP routes the plugin registers; a route not named stays on. */
+export interface RouteOptions {
+  /** `POST /queues/:queue/jobs|claim|ack|nack|extend` and `GET /queues/:queue`. Default true. */
+  queues?: boolean
+}
+
+const ROUTE_DEFAULTS: Required<RouteOptions> = { queues: true }
 
 /** Return `true` to allow; anything else answers 403. A thrown error answers 500 (or its own statusCode). */
 export type Authorize = (request: FastifyRequest, context: AuthorizeContext) => boolean | Promise<boolean>
@@ -42,8 +55,20 @@ export interface LongPollOptions {
   retryAfter?: number
   /** What a channel name must match. Default `/^[A-Za-z0-9._:@-]{1,200}$/`. No flags. */
   channelPattern?: RegExp | string
-  /** Called before every poll, push and disconnect (sync or async). */
+  /** Called before every poll, push, disconnect and queue action (sync or async). */
   authorize?: Authorize
+  /** Where queue jobs live. Default: `new MemoryQueueStore()`. The plugin closes it on `app.close()`. */
+  queueStore?: LongPollQueueStore
+  /** Milliseconds a claimed job is the worker's alone when its claim gives no `lease`. Default 30000. */
+  lease?: number
+  /** Upper bound for a claim's or an extend's `lease`; larger values are clamped. Default 600000. */
+  maxLease?: number
+  /** Leases a job may have; one more passing (or a nack on the last) moves it to the dead letters. Default 5. */
+  maxAttempts?: number
+  /** Milliseconds a job's de-duplicating `key` (and a push's idempotency key) is remembered. Default 300000. */
+  idempotencyTtl?: number
+  /** Which HTTP routes exist, e.g. `{ queues: false }`; a partial object keeps the routes it does not name on. */
+  routes?: RouteOptions
 }
 
 export interface NormalizedOptions {
@@ -61,6 +86,12 @@ export interface NormalizedOptions {
   retryAfter: number
   channelPattern: RegExp
   authorize: Authorize | null
+  queueStore: LongPollQueueStore
+  lease: number
+  maxLease: number
+  maxAttempts: number
+  idempotencyTtl: number
+  routes: Required<RouteOptions>
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -69,7 +100,8 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize',
+  'queueStore', 'lease', 'maxLease', 'maxAttempts', 'idempotencyTtl', 'routes'
 ])
 
 export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
@@ -83,6 +115,10 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
   const timeout = integer(options, 'timeout', Math.min(30_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
+  const maxLease = integer(options, 'maxLease', 600_000, 1)
+  if (maxLease > 2_147_483_647) throw new errors.InvalidOption('maxLease', `must not exceed 2147483647 (ms), got ${maxLease}`)
+  const lease = integer(options, 'lease', Math.min(30_000, maxLease), 1)
+  if (lease > maxLease) throw new errors.InvalidOption('lease', `must not exceed maxLease (${maxLease})`)
   return {
     prefix: prefix(options.prefix),
     store: implementation(options, 'store', ['append', 'read', 'delete', 'close']) ?? new MemoryStore(),
@@ -97,8 +133,27 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     maxHeldPolls: integer(options, 'maxHeldPolls', 50_000, 0),
     retryAfter: integer(options, 'retryAfter', 1, 0),
     channelPattern: channelPattern(options.channelPattern),
-    authorize: authorizeHook(options.authorize)
+    authorize: authorizeHook(options.authorize),
+    queueStore: implementation(options, 'queueStore', ['enqueue', 'claim', 'ack', 'nack', 'extend', 'counts', 'dead', 'retryDead', 'close']) ?? new MemoryQueueStore(),
+    lease,
+    maxLease,
+    maxAttempts: integer(options, 'maxAttempts', 5, 1),
+    idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
+    routes: routes(options.routes)
   }
+}
+
+function routes (value: unknown): Required<RouteOptions> {
+  if (value === undefined) return { ...ROUTE_DEFAULTS }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new errors.InvalidOption('routes', 'must be an object like { queues: false }')
+  const chosen: Record<string, boolean> = { ...ROUTE_DEFAULTS }
+  for (const [name, on] of Object.entries(value)) {
+    if (!(name in ROUTE_DEFAULTS)) throw new errors.InvalidOption(`routes.${name}`, `is not a route group; known: ${Object.keys(ROUTE_DEFAULTS).join(', ')}`)
+    if (on === undefined) continue
+    if (typeof on !== 'boolean') throw new errors.InvalidOption(`routes.${name}`, 'must be true or false')
+    chosen[name] = on
+  }
+  return chosen as Required<RouteOptions>
 }
 
 function integer (options: LongPollOptions, name: keyof LongPollOptions, fallback: number, min: number): number {
@@ -116,7 +171,7 @@ function prefix (value: unknown): string {
   return value.endsWith('/') ? value.slice(0, -1) : value
 }
 
-function implementation<K extends 'store' | 'notifier'> (options: LongPollOptions, name: K, methods: string[]): LongPollOptions[K] | undefined {
+function implementation<K extends 'store' | 'notifier' | 'queueStore'> (options: LongPollOptions, name: K, methods: string[]): LongPollOptions[K] | undefined {
   const value = options[name]
   if (value === undefined) return undefined
   const missing = methods.filter((method) => typeof (value as unknown as Record<string, unknown>)?.[method] !== 'function')

@@ -397,3 +397,4 @@ function startCursors (channels: string[], cursor: unknown): Record<string, stri
   }
   return out
 }
+export { LongPollWorker, type LongPollJob, type LongPollJobContext, type LongPollWorkerOperation, type LongPollWorkerOptions } from './worker.js'

@@ -1,4 +1,4 @@
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from './types.js'
+import type { LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierNamespace } from './types.js'
 
 /** An in-process event bus that several MemoryNotifiers (one per Fastify instance) can share. */
 export class MemoryBus {
@@ -12,8 +12,8 @@ export class MemoryBus {
     this.listeners.delete(handlers)
   }
 
-  emit (channel: string, event: ChannelEvent): void {
-    for (const listener of this.listeners) listener.event(channel, event)
+  emit (name: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): void {
+    for (const listener of this.listeners) listener.event(name, event, namespace)
   }
 }
 
@@ -41,8 +41,8 @@ export class MemoryNotifier implements LongPollNotifier {
   subscribe (): void {}
   unsubscribe (): void {}
 
-  async publish (channel: string, event: ChannelEvent): Promise<void> {
-    this.bus.emit(channel, event)
+  async publish (name: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<void> {
+    this.bus.emit(name, event, namespace)
   }
 
   async close (): Promise<void> {
