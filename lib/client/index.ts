@@ -1,7 +1,8 @@
 // fastify-longpoll/client — for browsers and Node (global fetch). No Node-only import may appear here.
 import type { LongPollClientState, StateDetail, Wants } from './leader.js'
+import { backoffDelay, sleep } from './backoff.js'
 import {
-  advance, backoff, covers, epochOf, isAfter, LongPollClientError, pollOnce, sleep,
+  advance, covers, epochOf, isAfter, LongPollClientError, pollOnce,
   type Delivery, type LongPollMessage, type RetryableError
 } from './poll.js'
 import { canShare, OwnLink, SharedLink, type Link } from './shared.js'
@@ -276,7 +277,7 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
       } catch (err) {
         if (signal.aborted) return
         if (err instanceof LongPollClientError && (err as RetryableError).retryAfter === undefined) return this.fail(err)
-        await sleep(backoff(failures, (err as RetryableError).retryAfter, this.options.minDelay, this.options.maxDelay), signal)
+        await sleep(backoffDelay(failures, (err as RetryableError).retryAfter, this.options.minDelay, this.options.maxDelay), signal)
       }
     }
   }

@@ -1,6 +1,7 @@
 // The poll loop: one held poll for the union of what its followers want. A LongPollClient of its own runs one
 // for itself; with `share`, the leading tab runs one for every tab. No Node-only import may appear here.
-import { backoff, earliest, LongPollClientError, pollOnce, sleep, type Delivery, type PollSettings, type RetryableError } from './poll.js'
+import { backoffDelay, sleep } from './backoff.js'
+import { earliest, LongPollClientError, pollOnce, type Delivery, type PollSettings, type RetryableError } from './poll.js'
 
 export type LongPollClientState = 'connecting' | 'live' | 'reconnecting' | 'stopped'
 
@@ -144,7 +145,7 @@ export class Leader {
           this.blame(err)
           continue
         }
-        const delay = backoff(failures++, (err as RetryableError).retryAfter, this.settings.minDelay, this.settings.maxDelay)
+        const delay = backoffDelay(failures++, (err as RetryableError).retryAfter, this.settings.minDelay, this.settings.maxDelay)
         this.setState('reconnecting', { delay, error: err })
         await sleep(delay, signal)
         continue

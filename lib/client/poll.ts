@@ -133,29 +133,6 @@ export function parseRetryAfter (value: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now())
 }
 
-/** Exponential backoff with "equal jitter", never shorter than the server's Retry-After. */
-export function backoff (failures: number, retryAfter = 0, min = 500, max = 30_000): number {
-  const ceiling = Math.min(max, min * 2 ** Math.min(failures, 20))
-  const jittered = ceiling / 2 + Math.random() * ceiling / 2
-  if (retryAfter <= 0) return jittered
-  // Retry-After is a floor, not a replacement for backing off: a server that keeps answering 503 sees its
-  // clients come back less and less often. Clients told the same Retry-After spread over one more min-delay.
-  return Math.max(retryAfter, jittered) + Math.random() * min
-}
-
-export function sleep (ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve()
-    const done = (): void => {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    const timer = setTimeout(done, ms)
-    signal.addEventListener('abort', done)
-  })
-}
-
 // Cursor arithmetic. A position is `null` (before the oldest retained message), `latest`, or a cursor
 // `<epoch>.<seq>` (message n of a life has seq n, so ids and cursors compare by seq within one epoch). A cursor
 // from another epoch is a position in another life of the channel: the server reads it as "from the oldest".
@@ -216,9 +193,4 @@ export function earliest (a: string | null, b: string | null): string | null {
 /** The epoch of a cursor, or undefined for `null`, `latest` and anything unparsable. */
 export function epochOf (position: string | null): string | undefined {
   return position === null || position === 'latest' ? undefined : parse(position)?.epoch
-}
-
-/** The seq of a cursor, or undefined. */
-export function seqOf (position: string): number | undefined {
-  return parse(position)?.seq
 }
