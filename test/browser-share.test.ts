@@ -273,3 +273,42 @@ t.test('on its freeze event the leading page hands the lead over; on resume it f
   t.same(new Set(polls.filter((poll) => poll.at >= frozenAt).map((poll) => poll.page)), new Set([next]), `${next} keeps the lead`)
   t.same(tabs.flatMap((tab) => tab.errors), [])
 })
+
+t.test('answers posted again, late or twice (a stale leader), change nothing; latest means after the subscribe', async (t) => {
+  const context = await newContext(t)
+  const tabs = [await open(context, 'u1'), await open(context, 'u2'), await open(context, 'u3')]
+  const [u1, u2, u3] = tabs as [Tab, Tab, Tab]
+  // u3 listens to the group's BroadcastChannel like a tab would, keeping every note it hears.
+  await u3.page.evaluate((name) => {
+    const bus = new BroadcastChannel(name)
+    ;(window as any).notes = []
+    bus.onmessage = (event) => (window as any).notes.push(event.data)
+    ;(window as any).bus = bus
+  }, `fastify-longpoll ${origin}/lp/poll`)
+  for (const i of range(1, 3)) await app.longpoll.push('hot', i)
+  await follow(u1, ['hot'])
+  await follow(u2, ['hot'])
+  t.same(await receivedOn(u1, 'hot', 3), [1, 2, 3])
+  t.same(await receivedOn(u2, 'hot', 3), [1, 2, 3])
+  await holding(['hot'])
+  await u3.page.evaluate(() => (window as any).client?.stop())
+  await follow(u3, ['hot'], { hot: 'latest' })
+  await live(u3)
+  await holding(['hot'])
+  for (const i of range(4, 6)) await app.longpoll.push('hot', i)
+  t.same(await receivedOn(u3, 'hot', 3), [4, 5, 6], 'latest: nothing of the backlog')
+  t.same(await receivedOn(u1, 'hot', 6), range(1, 6))
+
+  // Every answer heard so far, posted again twice, oldest first, as a leader that was frozen might.
+  const replayed = await u3.page.evaluate(() => {
+    const deliveries = (window as any).notes.filter((note: { type: string }) => note.type === 'deliver')
+    for (const note of [...deliveries, ...deliveries]) (window as any).bus.postMessage(note)
+    return deliveries.length
+  })
+  t.ok(replayed >= 2, `${replayed} answers posted again`)
+  await app.longpoll.push('hot', 'end')
+  t.same(await receivedOn(u1, 'hot', 7), [...range(1, 6), 'end'], 'u1: nothing twice')
+  t.same(await receivedOn(u2, 'hot', 7), [...range(1, 6), 'end'], 'u2: nothing twice')
+  t.same(await receivedOn(u3, 'hot', 4), [4, 5, 6, 'end'], 'u3: nothing twice')
+  t.same(tabs.flatMap((tab) => tab.errors), [])
+})
