@@ -16,7 +16,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { cpuDelta, percentiles, round } from './lib/stats.js'
+import { percentiles, round } from './lib/stats.js'
 import { renderMarkdown, renderSvg, evaluateTargets } from './lib/report.js'
 import { parseBase, pushAgent, request } from './lib/http.js'
 import { multiplex } from './scenarios/multiplex.js'
@@ -345,7 +345,7 @@ async function redisResetStats () {
  */
 function scriptCommands () {
   const names = new Set()
-  for (const file of ['dist/esm/stores/redis.js', 'dist/esm/notifiers/redis.js']) {
+  for (const file of ['dist/esm/redis/scripts.js']) {
     try {
       for (const m of readFileSync(path.join(root, file), 'utf8').matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)) names.add(m[1].toLowerCase())
     } catch {}
@@ -630,8 +630,23 @@ const mib = (bytes) => (bytes / 1048576).toFixed(1)
 
 /** What a scenario module (bench/scenarios/*.js) gets from the runner. */
 const scenarioContext = {
-  config, log, startClients, closeClients, call, serverStats, waitHeld, sleep, split, tag, merge, percentiles, round,
-  redisCpuUs, redisResetStats, redisCommands, redisFields
+  config,
+  log,
+  startClients,
+  closeClients,
+  call,
+  serverStats,
+  waitHeld,
+  sleep,
+  split,
+  tag,
+  merge,
+  percentiles,
+  round,
+  redisCpuUs,
+  redisResetStats,
+  redisCommands,
+  redisFields
 }
 
 // ------------------------------------------------------------------------------------------------------- main

@@ -86,8 +86,12 @@ export function roundRobin (pending: number[], limit: number, skip?: boolean[]):
   return taken
 }
 
-/** A 503 (limit reached, closing, store or notifier unavailable) is worth retrying: say when, in `Retry-After`. */
+/**
+ * A 503 (limit reached, closing, store or notifier unavailable) or a 429 (this client's limit) is worth
+ * retrying: say when, in `Retry-After`.
+ */
 export function withRetryAfter (reply: FastifyReply, err: Error, seconds: number): Error {
-  if ((err as { statusCode?: number }).statusCode === 503) reply.header('retry-after', String(seconds))
+  const status = (err as { statusCode?: number }).statusCode
+  if (status === 503 || status === 429) reply.header('retry-after', String(seconds))
   return err
 }

@@ -4,6 +4,8 @@ import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
 import type { ChannelRead, LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
+import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
+import type { ClientLimit } from './client-limit.js'
 
 /*
  * The life of a held poll, in the order of this file:
@@ -54,6 +56,8 @@ class HeldPoll {
   dirty = false
   readonly entries: PollEntry[] = []
   timer: NodeJS.Timeout | null = null
+  /** The key of the client-limit slot the poll holds, if there is a limit. */
+  client: string | null = null
   readonly onClose: () => void
 
   constructor (readonly reply: FastifyReply, readonly limit: number, hub: Hub) {
@@ -80,6 +84,10 @@ export interface HubOptions {
   maxHeldPolls: number
   retryAfter: number
   log: FastifyBaseLogger
+  /** Prometheus counters; an object of empty functions when metrics are off. */
+  metrics?: Metrics
+  /** `maxHeldPollsPerClient`; null for no limit. */
+  clientLimit?: ClientLimit | null
 }
 
 /** What the hub counts; `app.longpoll.stats()` is these and two gauges. */
@@ -100,6 +108,15 @@ export interface HubCounters {
   rejected: number
 }
 
+/** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code. */
+const REJECT_REASONS: Record<string, RejectReason | undefined> = {
+  FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
+  FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
+  FST_LONGPOLL_CLOSING: 'closing',
+  FST_LONGPOLL_STORE_UNAVAILABLE: 'unavailable',
+  FST_LONGPOLL_NOTIFIER_UNAVAILABLE: 'unavailable'
+}
+
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
 /** Holds polls, wakes them and answers them. */
@@ -111,8 +128,13 @@ export class Hub {
   readonly counters: HubCounters = { pushed: 0, delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
   /** Claims held by the queue side (lib/queues/claims.ts): polls and claims share `maxHeldPolls`. */
   heldElsewhere: () => number = () => 0
+  private readonly metrics: Metrics
+  private readonly clientLimit: ClientLimit | null
 
-  constructor (private readonly options: HubOptions) {}
+  constructor (private readonly options: HubOptions) {
+    this.metrics = options.metrics ?? noMetrics
+    this.clientLimit = options.clientLimit ?? null
+  }
 
   /** Polls this instance holds now (including those whose first store reads are in flight). */
   get heldPolls (): number {
@@ -144,6 +166,7 @@ export class Hub {
     const delivered = sum(taken)
     this.count(delivered > 0 ? 'ok' : 'timeout', delivered)
     reply.code(200).headers(HEADERS).send(pollAnswerBody(delivered > 0 ? 'ok' : 'timeout', parts))
+    if (delivered > 0) this.observe(parts)
   }
 
   // ——— hold ———
@@ -161,7 +184,16 @@ export class Hub {
       this.counters.rejected++
       return this.fail(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
+    let client: string | null = null
+    if (this.clientLimit !== null) {
+      try {
+        client = this.clientLimit.take(reply.request)
+      } catch (err) {
+        return this.fail(reply, err as Error) // 429, or what the user's clientKey threw
+      }
+    }
     const poll = this.attach(reply, channels, positions, limit)
+    poll.client = client
     poll.timer = setTimeout(() => this.expire(poll), timeout)
     try {
       await subscribed(poll)
@@ -231,6 +263,7 @@ export class Hub {
     if (disconnected) this.answer(poll, 'disconnected', pollAnswerBody('disconnected', parts), delivered)
     else if (delivered > 0) this.answer(poll, 'ok', pollAnswerBody('ok', parts), delivered)
     else return false
+    if (delivered > 0) this.observe(parts)
     return true
   }
 
@@ -323,9 +356,11 @@ export class Hub {
     const n = result.messages.length
     if (n === 0) return
     let bodies: Map<string, Buffer> | undefined
+    let answered = 0
     for (const entry of group) {
       const { poll } = entry
       if (poll.phase !== 'held') continue
+      answered++
       const signature = bodySignature(entry, result.gap)
       let body = bodies?.get(signature)
       if (body === undefined) {
@@ -334,6 +369,7 @@ export class Hub {
       }
       this.answer(poll, 'ok', body, n)
     }
+    this.metrics.delivered(result.messages, answered, Date.now())
   }
 
   private async read (channel: string, position: Position, limit: number): Promise<ReadResult> {
@@ -360,6 +396,7 @@ export class Hub {
       return result
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 400) throw err
+      this.metrics.storeError('read')
       // Logged once per incident, not once per poll.
       if (!this.storeFailing) {
         this.storeFailing = true
@@ -388,7 +425,15 @@ export class Hub {
     poll.reply.code(200).headers(HEADERS).send(body)
   }
 
+  /** Delivery latency of the messages of one answer just written (store time to now). */
+  private observe (parts: ChannelPart[]): void {
+    if (!this.metrics.enabled) return
+    const now = Date.now()
+    for (const part of parts) this.metrics.delivered(part.messages, 1, now)
+  }
+
   private count (status: PollStatus, delivered: number): void {
+    this.metrics.answered(status)
     const { counters } = this
     counters.answered++
     counters.delivered += delivered
@@ -405,6 +450,8 @@ export class Hub {
     } else {
       reply = target
     }
+    const reason = REJECT_REASONS[(err as { code?: string }).code ?? '']
+    if (reason !== undefined) this.metrics.rejected(reason)
     reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
@@ -433,6 +480,7 @@ export class Hub {
     poll.timer = null
     poll.reply.raw.removeListener('close', poll.onClose)
     this.held--
+    if (poll.client !== null) this.clientLimit?.release(poll.client)
     for (const entry of poll.entries) {
       const { waiters } = entry
       waiters.entries.delete(entry)

@@ -27,6 +27,10 @@ export function pushBody (channelPattern: RegExp) {
   })
 }
 
+export const pushHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ description: '1-200 visible ASCII characters: a repeat on the channel within idempotencyTtl stores nothing and answers the first id.' }))
+})
+
 export function channelQuery (channelPattern: RegExp) {
   return Type.Object({ channel: Type.String({ pattern: channelPattern.source }) })
 }
@@ -47,7 +51,10 @@ export const PollAnswer = Type.Object({
   disconnected: Type.Optional(Type.Array(Type.String(), { description: 'Channels disconnected while held (polls of several channels).' }))
 })
 
-export const PushAnswer = Type.Object({ id: Type.String() })
+export const PushAnswer = Type.Object({
+  id: Type.String(),
+  duplicate: Type.Optional(Type.Literal(true, { description: 'The Idempotency-Key repeated an earlier push: nothing new was stored; id is the first push\'s.' }))
+})
 
 export const DisconnectAnswer = Type.Object({ channel: Type.String(), status: Type.Literal('disconnected') })
 

@@ -326,6 +326,50 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.deepEqual(read, Array.from({ length: concurrency }, (_, i) => i + 1), 'read back in seq order, each once')
   })
 
+  check('an idempotency key stores once: a repeat within its ttl stores nothing and resolves the first message, with duplicate', async (store) => {
+    const channel = uniqueChannel('idempotent')
+    const time = Date.now()
+    const first = await store.append(channel, '"first"', time, RETENTION, { key: 'order-7', ttl: 60_000 })
+    assert.notEqual(first.duplicate, true, 'the first append is not a duplicate')
+    const repeat = await store.append(channel, '"again"', time + 5, RETENTION, { key: 'order-7', ttl: 60_000 })
+    assert.deepEqual({ epoch: repeat.epoch, seq: repeat.seq, time: repeat.time, duplicate: repeat.duplicate },
+      { epoch: first.epoch, seq: first.seq, time, duplicate: true }, 'the first message\'s epoch, seq and time')
+    const other = await store.append(channel, '"other key"', time + 6, RETENTION, { key: 'order-8', ttl: 60_000 })
+    const none = await store.append(channel, '"no key"', time + 7, RETENTION)
+    assert.deepEqual([other.seq, none.seq, other.duplicate === true, none.duplicate === true], [first.seq + 1, first.seq + 2, false, false], 'another key, and no key, store')
+    const read = await store.read(channel, 'oldest', 10, time + 10)
+    assert.deepEqual(read.messages.map((message) => message.json), ['"first"', '"other key"', '"no key"'], 'the repeat stored nothing')
+  })
+
+  check('idempotency keys are per channel', async (store) => {
+    const a = uniqueChannel('key-a')
+    const b = uniqueChannel('key-b')
+    const onA = await store.append(a, '1', Date.now(), RETENTION, { key: 'k', ttl: 60_000 })
+    const onB = await store.append(b, '1', Date.now(), RETENTION, { key: 'k', ttl: 60_000 })
+    assert.deepEqual([onA.seq, onB.seq, onB.duplicate === true], [1, 1, false])
+  })
+
+  check('an idempotency key is forgotten after its ttl: the same key stores again', async (store) => {
+    const channel = uniqueChannel('key-ttl')
+    const ttl = 100
+    const first = await store.append(channel, '1', Date.now(), RETENTION, { key: 'short', ttl })
+    // A store may expire keys by its own clock (Redis does): let real time pass, with a wide margin.
+    await new Promise((resolve) => setTimeout(resolve, ttl * 4))
+    const again = await store.append(channel, '2', Date.now(), RETENTION, { key: 'short', ttl })
+    assert.deepEqual({ seq: again.seq, duplicate: again.duplicate === true }, { seq: first.seq + 1, duplicate: false })
+    const repeat = await store.append(channel, '3', Date.now(), RETENTION, { key: 'short', ttl: 60_000 })
+    assert.deepEqual({ seq: repeat.seq, duplicate: repeat.duplicate }, { seq: again.seq, duplicate: true }, 'and is remembered again from then')
+  })
+
+  check(`${concurrency} concurrent appends with one idempotency key store one message; all resolve its seq`, async (store) => {
+    const channel = uniqueChannel('key-concurrent')
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => store.append(channel, JSON.stringify({ i }), Date.now(), RETENTION, { key: 'once', ttl: 60_000 })))
+    assert.equal(results.filter((result) => result.duplicate !== true).length, 1, 'exactly one stored')
+    assert.equal(new Set(results.map((result) => `${result.epoch}.${result.seq}`)).size, 1, 'every one resolved the same message')
+    const read = await store.read(channel, 'oldest', concurrency, Date.now())
+    assert.equal(read.messages.length, 1)
+  })
+
   check('concurrent appends through two store instances share one sequence', async (store) => {
     const other = await options.createStore()
     try {
@@ -335,6 +379,9 @@ export function storeConformance (options: StoreConformanceOptions): void {
       if (first.epoch !== second.epoch) return // separate backends (e.g. two MemoryStores): nothing to share
       const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION)))
       assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1))
+      const keyed = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION, { key: 'shared', ttl: 60_000 })))
+      assert.equal(keyed.filter((result) => result.duplicate !== true).length, 1, 'one key through two instances stores once')
+      assert.equal(new Set(keyed.map((result) => result.seq)).size, 1)
     } finally {
       await other.close()
     }

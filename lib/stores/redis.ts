@@ -3,9 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
 import { checkClient, type RedisClient } from '../redis/client.js'
-import { channelKey, checkPrefix } from '../redis/keys.js'
+import { channelKey, checkPrefix, type ChannelPart } from '../redis/keys.js'
 import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
-import type { AppendResult, ChannelRead, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface RedisStoreOptions {
   /**
@@ -43,6 +43,7 @@ export interface RedisStoreOptions {
  * Keys (built in lib/redis/keys.ts), hash-tagged so that one channel's keys and its pub/sub channel share a Cluster slot:
  *   <prefix>{<channel>}:meta  hash { e: epoch of the current life, s: seq of its newest message }
  *   <prefix>{<channel>}:msgs  list, oldest first, of "<seq>:<time>:<expiresAt>:<json>"
+ *   <prefix>{<channel>}:key:<idempotency key>  string "<epoch>:<seq>:<time>" of the key's first message, for its ttl
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
@@ -52,8 +53,10 @@ export interface RedisStoreOptions {
 export type { RedisClient }
 
 type Client = Redis | Cluster
+/** The first element of the append script's reply: what it did. */
+type AppendOutcome = 'stored' | 'duplicate' | 'late'
 interface Scripts {
-  longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
+  longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
 }
@@ -86,7 +89,7 @@ export class RedisStore implements LongPollStore {
     this.commandTimeout = positive(options.commandTimeout ?? 5_000, 'commandTimeout')
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a Redis restart). Defining
     // the same versioned name twice on one client is harmless: the script text is the same.
-    this.redis.defineCommand('longpollAppendV1', SCRIPTS.append)
+    this.redis.defineCommand('longpollAppendV2', SCRIPTS.append)
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
     this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
     this.sharded = (this.redis as Cluster).isCluster === true
@@ -106,25 +109,27 @@ export class RedisStore implements LongPollStore {
    *   lower bound of the offset, so the deadline errs early, never late); the first append of a store asks
    *   for TIME once to learn it.
    * Residual risks, stated honestly: (1) the script ran before the deadline but its reply was lost or arrived
-   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries stores it
-   * twice — the at-least-once of any push over a network without client-side idempotency keys); (2) the
-   * connection dropped after the script ran and ioredis re-sent it within the deadline: stored twice, the push
-   * answered 2xx with the second id. Set `autoResendUnfulfilledCommands: false` on the client to rule out (2);
-   * the push then answers 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
+   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries without an
+   * idempotency key stores it twice; with one, its retry answers the first id with `duplicate: true`); (2) the
+   * connection dropped after the script ran and ioredis re-sent it within the deadline: without a key, stored
+   * twice, the push answered 2xx with the second id (with a key, the re-sent script finds it and answers the
+   * first id). Set `autoResendUnfulfilledCommands: false` on the client to rule out (2); the push then answers
+   * 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
    * skew (milliseconds under NTP), by which a deadline can be late.
    */
-  async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
+  async append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult> {
     await this.connected()
     if (this.offset === null) await this.calibrate()
     const sent = Date.now()
     const deadline = this.offset === null ? 0 : sent + this.commandTimeout + this.offset
-    const [epoch, seq, servertime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV1(
-      this.key(channel, 'meta'), this.key(channel, 'msgs'),
+    const [outcome, epoch, seq, servertime, firstTime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV2(
+      this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`),
       newEpoch(), json, time, time + retention.messageTtl, retention.maxMessages,
-      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline
+      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline, idempotency?.ttl ?? 0
     ), 'append')
     this.offset = Number(servertime) - Date.now()
-    if (seq === -1) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'late') throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'duplicate') return { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
     return { epoch, seq: Number(seq), time }
   }
 
@@ -171,7 +176,7 @@ export class RedisStore implements LongPollStore {
     this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
-  private key (channel: string, part: 'meta' | 'msgs'): string {
+  private key (channel: string, part: ChannelPart): string {
     return channelKey(this.prefix, channel, part)
   }
 

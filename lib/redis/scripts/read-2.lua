@@ -1,5 +1,5 @@
 -- longpollReadV1: reads up to limit messages after a position; creates the channel's life if it has none.
--- KEYS[1] meta hash, KEYS[2] message list (see longpollAppendV1)
+-- KEYS[1] meta hash, KEYS[2] message list (see longpollAppendV2)
 -- ARGV[1] epoch to use if the channel has no life yet
 -- ARGV[2] position: 'o' oldest, 'l' latest, 'c' cursor   ARGV[3] cursor epoch   ARGV[4] cursor seq
 -- ARGV[5] limit   ARGV[6] now (ms)   ARGV[7] emptyChannelTtl (ms)
