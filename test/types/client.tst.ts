@@ -22,12 +22,12 @@ describe('LongPollClientOptions', () => {
   })
 
   test('onGap and onDisconnect name the channel', () => {
-    new LongPollClient({
+    expect(new LongPollClient({
       url: '/lp',
       channels: ['a'],
       onGap: (channel) => { expect(channel).type.toBe<string>() },
       onDisconnect: (channel) => { expect(channel).type.toBe<string>() }
-    })
+    })).type.not.toRaiseError()
   })
 })
 
