@@ -4,7 +4,7 @@
 // index.ts re-exports this module and this module imports two things from index.ts: a cycle that is safe
 // because both are used only when a request is answered, long after both modules have been evaluated (in ESM
 // and in the CommonJS build alike), never while a module is being evaluated.
-import { LongPollClientError, parseRetryAfter } from './index.js'
+import { LongPollClientError, parseRetryAfter } from './poll.js'
 import { backoffDelay, sleep } from './backoff.js'
 
 /** A job as a claim hands it out. `receipt` belongs to this lease alone; `attempt` counts from 1. */
