@@ -108,8 +108,10 @@ export class LongPollWorker<T = unknown> {
   private readonly lease: number
   private readonly stopper = new AbortController()
   private readonly inHand = new Map<string, InHand<T>>()
+  /** Handlers running now: what `concurrency` bounds. */
+  private running = 0
   private readonly settling = new Set<Promise<void>>()
-  private running: Promise<void> | undefined
+  private loop: Promise<void> | undefined
   /** Resolves the claim loop's wait for a free slot. */
   private slotFreed: (() => void) | undefined
 
@@ -139,16 +141,16 @@ export class LongPollWorker<T = unknown> {
   /** Starts claiming; resolves when the worker has stopped (see the class). Called again while running, it returns the same promise; after a stop, it rejects. */
   start (): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('LongPollWorker: stopped; a worker cannot be restarted'))
-    if (this.running !== undefined) return this.running
-    this.running = this.claimLoop()
-    return this.running
+    if (this.loop !== undefined) return this.loop
+    this.loop = this.claimLoop()
+    return this.loop
   }
 
   /** Claims no more (a held claim is aborted) and resolves once every job in hand is settled. */
   async stop (): Promise<void> {
     this.stopper.abort()
     this.slotFreed?.()
-    await this.running?.catch(() => {})
+    await this.loop?.catch(() => {})
     await this.settled()
   }
 
@@ -156,7 +158,9 @@ export class LongPollWorker<T = unknown> {
     let failures = 0
     try {
       while (!this.stopped) {
-        const free = this.concurrency - this.inHand.size
+        // A slot is free once its handler has returned: the claim for it goes out while the ack is on its way,
+        // so a busy worker does not wait a round trip per job. stop() still waits for every ack.
+        const free = this.concurrency - this.running
         if (free === 0) {
           await new Promise<void>((resolve) => { this.slotFreed = resolve })
           this.slotFreed = undefined
@@ -201,6 +205,7 @@ export class LongPollWorker<T = unknown> {
   private run (job: LongPollJob<T>): void {
     const entry: InHand<T> = { job, expires: this.expiry(job.leaseUntil), timer: undefined, lost: new AbortController(), finished: false }
     this.inHand.set(job.receipt, entry)
+    this.running++
     this.scheduleExtend(entry)
     const done = (async () => {
       let failure: { error: unknown } | undefined
@@ -212,12 +217,13 @@ export class LongPollWorker<T = unknown> {
       }
       entry.finished = true
       clearTimeout(entry.timer)
+      this.running--
+      this.slotFreed?.()
       // A lease known lost is not settled: the receipt is stale, and the ack or nack would only answer 409.
       if (!entry.lost.signal.aborted) await this.settle(entry, failure)
     })().finally(() => {
       this.inHand.delete(job.receipt)
       this.settling.delete(done)
-      this.slotFreed?.()
     })
     this.settling.add(done)
   }
