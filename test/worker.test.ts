@@ -84,7 +84,7 @@ t.test('a long job keeps its lease: extended at half of it, never handed to anot
   const worker = new LongPollWorker({
     url: base,
     queue: 'long',
-    lease: 400,
+    lease: 1000, // half a lease (500 ms) for each extend to be answered: room for a loaded machine
     fetch: requests.fetch,
     async handler () {
       calls++
@@ -98,12 +98,12 @@ t.test('a long job keeps its lease: extended at half of it, never handed to anot
   const rival = fetch(`${base}/queues/long/claim`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ timeout: 2500 })
+    body: JSON.stringify({ timeout: 4000 })
   }).then((response) => response.json())
   const extends_ = await requests.waitFor('extend', 4)
   release.open()
   await requests.waitFor('ack', 1)
-  t.ok(extends_.every((s) => s.status === 200 && s.body.lease === 400), 'each extend asked for the lease again and was granted')
+  t.ok(extends_.every((s) => s.status === 200 && s.body.lease === 1000), 'each extend asked for the lease again and was granted')
   const leaseUntil = extends_.map((s) => s.answer.leaseUntil as number)
   t.ok(leaseUntil.every((v, i) => i === 0 || v > (leaseUntil[i - 1] as number)), 'each extend moved leaseUntil on')
   t.equal(calls, 1, 'the handler ran once')
