@@ -28,6 +28,8 @@ export interface LongPollStats {
   aborted: number
   /** Polls refused with 503 because `maxHeldPolls` was reached. */
   rejected: number
+  /** Queue claims this instance holds now (they share `maxHeldPolls` with polls). */
+  heldClaims: number
 }
 
 /** The decorator: `app.longpoll`. */
@@ -107,6 +109,6 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, pushed: this.pushed, ...this.hub.counters }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, pushed: this.pushed, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
   }
 }

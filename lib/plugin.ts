@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { withRetryAfter } from './answers.js'
 import { parsePosition } from './cursor.js'
 import { errors } from './errors.js'
-import { LongPoll, type LongPollApi, type LongPollStats } from './longpoll.js'
+import { LongPoll, type LongPollApi } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
 import { Queues, type QueueApi } from './queues/queues.js'
 import { queueRoutes } from './queues/routes.js'
@@ -14,9 +14,7 @@ import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pus
 declare module 'fastify' {
   interface FastifyInstance {
     /** Server-side push, disconnect, stats and queues of fastify-longpoll. */
-    longpoll: Omit<LongPollApi, 'stats'> & {
-      /** The counters of `LongPollApi.stats()`, and the claims this instance holds. */
-      stats (): LongPollStats & { heldClaims: number }
+    longpoll: LongPollApi & {
       /** The server side of a queue: enqueue, counts, dead letters. Throws FST_LONGPOLL_BAD_QUEUE for a bad name. */
       queue (name: string): QueueApi
     }
@@ -46,7 +44,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
   fastify.decorate('longpoll', Object.freeze({
     push: (channel: string, data: unknown) => longpoll.push(channel, data),
     disconnect: (channel: string) => longpoll.disconnect(channel),
-    stats: () => ({ ...longpoll.stats(), heldClaims: queues.claims.heldClaims }),
+    stats: () => longpoll.stats(),
     queue: (name: string) => queues.api(name)
   }))
 

@@ -319,5 +319,5 @@ export function queueSuite (t: Test, name: string, deploy: Deploy): void {
 }
 
 export function heldClaims (served: Served): number {
-  return (served.app.longpoll.stats() as { heldClaims?: number }).heldClaims ?? 0
+  return served.app.longpoll.stats().heldClaims
 }
