@@ -48,6 +48,8 @@ class QueueWaiters {
 
 export interface ClaimHolderOptions {
   store: LongPollQueueStore
+  /** Job events, shared with the rest of the queue side (metrics read them). */
+  jobs: JobCounters
   notifier: LongPollNotifier
   maxHeldPolls: number
   retryAfter: number
@@ -56,9 +58,20 @@ export interface ClaimHolderOptions {
   log: FastifyBaseLogger
 }
 
-export interface ClaimCounters {
+/** What happened to jobs on this instance (contract §4's `longpoll_jobs_total{event}`). */
+export interface JobCounters {
+  enqueued: number
   /** Jobs handed out in claim answers. */
   claimed: number
+  acked: number
+  nacked: number
+  /** Passed leases taken back by this instance's claims (to waiting, or dead). */
+  expired: number
+  /** Jobs moved to the dead letters by this instance: out of attempts at a nack or at a lease's end. */
+  dead: number
+}
+
+export interface ClaimCounters {
   answered: number
   timeouts: number
   aborted: number
@@ -88,7 +101,7 @@ export class ClaimHolder {
   private held = 0
   private closing = false
   private storeFailing = false
-  readonly counters: ClaimCounters = { claimed: 0, answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
+  readonly counters: ClaimCounters = { answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
 
   constructor (private readonly options: ClaimHolderOptions) {}
 
@@ -108,7 +121,7 @@ export class ClaimHolder {
     if (reply.raw.destroyed) return this.giveBack(queue, result.jobs)
     this.counters.answered++
     if (result.jobs.length === 0) this.counters.timeouts++
-    this.counters.claimed += result.jobs.length
+    this.options.jobs.claimed += result.jobs.length
     reply.code(200).headers(HEADERS).send(result.jobs.length === 0 ? TIMEOUT_BODY : okBody(result.jobs))
   }
 
@@ -252,6 +265,8 @@ export class ClaimHolder {
   private async claim (queue: string, request: ClaimRequest): Promise<ClaimResult> {
     try {
       const result = await this.options.store.claim(queue, request)
+      this.options.jobs.expired += result.expired ?? 0
+      this.options.jobs.dead += result.died ?? 0
       if (this.storeFailing) {
         this.storeFailing = false
         this.options.log.info('fastify-longpoll: the queue store answers again')
@@ -290,7 +305,7 @@ export class ClaimHolder {
   private answer (claim: HeldClaim, body: string, jobs: number): void {
     this.release(claim)
     this.counters.answered++
-    this.counters.claimed += jobs
+    this.options.jobs.claimed += jobs
     claim.reply.code(200).headers(HEADERS).send(body)
   }
 

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { NormalizedOptions } from '../options.js'
-import { ClaimHolder } from './claims.js'
+import { ClaimHolder, type JobCounters } from './claims.js'
 import type { EnqueueResult, LongPollQueueStore, NackResult, QueueCounts } from './types.js'
 
 /** `Idempotency-Key`'s grammar (contract §1.5): 1–200 visible ASCII characters. */
@@ -46,9 +46,11 @@ export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessag
 /** Enqueue, settle, counts and dead letters, shared by the routes and the decorator so both take one code path. */
 export class Queues {
   readonly claims: ClaimHolder
+  readonly jobs: JobCounters = { enqueued: 0, claimed: 0, acked: 0, nacked: 0, expired: 0, dead: 0 }
 
   constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number) {
     this.claims = new ClaimHolder({
+      jobs: this.jobs,
       store: options.queueStore,
       notifier: options.notifier,
       maxHeldPolls: options.maxHeldPolls,
@@ -85,17 +87,24 @@ export class Queues {
     const result = await this.store('enqueue', queue, () => this.options.queueStore.enqueue(queue, json, request))
     // Stored, so the enqueue succeeded whatever happens next; a failed announcement makes the job late for
     // claims already held (their timeout, or the next announcement, finds it), never lost.
-    if (!result.duplicate) this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    if (!result.duplicate) {
+      this.jobs.enqueued++
+      this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    }
     return result
   }
 
   async ack (queue: string, receipts: string[]): Promise<number> {
-    return await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    const acked = await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    this.jobs.acked += acked
+    return acked
   }
 
   async nack (queue: string, receipt: string, delay: number, error: string | undefined): Promise<NackResult> {
     const request = { delay, maxAttempts: this.options.maxAttempts, ...(error === undefined ? {} : { error }) }
     const where = await this.store('nack', queue, () => this.options.queueStore.nack(queue, receipt, request))
+    this.jobs.nacked++
+    if (where === 'dead') this.jobs.dead++
     if (where === 'waiting') this.announce(queue, { type: 'jobs', count: 1 })
     else if (where === 'delayed') this.announce(queue, { type: 'due', in: delay })
     return where
