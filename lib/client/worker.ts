@@ -89,6 +89,8 @@ const DEFAULT_LEASE_MS = 30_000
 const ANSWER_GRACE_MS = 15_000
 /** How long an ack, nack or extend may take before it counts as failed. */
 const REQUEST_TIMEOUT_MS = 15_000
+/** Most receipts in one ack (the server's default maxBatch; a server with a smaller one refuses, and they are acked one by one). */
+const MAX_ACK_BATCH = 100
 /** Longest error message sent with a nack. */
 const MAX_ERROR_LENGTH = 1000
 
@@ -111,6 +113,8 @@ export class LongPollWorker<T = unknown> {
   /** Handlers running now: what `concurrency` bounds. */
   private running = 0
   private readonly settling = new Set<Promise<void>>()
+  /** Acks waiting for the end of this turn of the event loop, to go in one request. */
+  private readonly acks: Array<{ receipt: string, resolve: (acked: boolean) => void }> = []
   private loop: Promise<void> | undefined
   /** Resolves the claim loop's wait for a free slot. */
   private slotFreed: (() => void) | undefined
@@ -237,6 +241,8 @@ export class LongPollWorker<T = unknown> {
       body.error = errorMessage(failure.error)
       const delay = this.retryDelay(job, failure.error)
       if (delay > 0) body.delay = delay
+    } else if (this.concurrency > 1 && await this.ackTogether(entry)) {
+      return
     }
     for (let failures = 0; ; failures++) {
       try {
@@ -251,6 +257,35 @@ export class LongPollWorker<T = unknown> {
         if (Date.now() + delay >= entry.expires) return
         await sleep(delay)
       }
+    }
+  }
+
+  /**
+   * Acks jobs whose handlers finished in the same turn of the event loop with one request (`{ receipts }`).
+   * Resolves true once this job's ack is answered 200. On any failure it resolves false for every job of the
+   * batch, and each is acked on its own (the server checks every receipt before it changes anything, so a
+   * failed batch acked none, and one stale receipt cannot cost the others theirs).
+   */
+  private ackTogether (entry: InHand<T>): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.acks.push({ receipt: entry.job.receipt, resolve })
+      if (this.acks.length === 1) setTimeout(() => { void this.flushAcks() }, 0)
+    })
+  }
+
+  private async flushAcks (): Promise<void> {
+    const batch = this.acks.splice(0, this.acks.length)
+    for (let start = 0; start < batch.length; start += MAX_ACK_BATCH) {
+      const part = batch.slice(start, start + MAX_ACK_BATCH)
+      let ok = false
+      try {
+        const body = part.length === 1 ? { receipt: part[0]?.receipt } : { receipts: part.map((a) => a.receipt) }
+        await this.request('ack', body, REQUEST_TIMEOUT_MS)
+        ok = true
+      } catch {
+        // Each job is acked again on its own, and its failure, if it fails again, reported with it.
+      }
+      for (const ack of part) ack.resolve(ok)
     }
   }
 
