@@ -45,7 +45,7 @@ t.test('three workers over two instances: every job handled once, long ones kept
   t.teardown(() => Promise.all(workers.map((worker) => worker.stop())))
   for (const worker of workers) void worker.start()
   for (let n = 0; n < total; n++) await (n % 2 === 0 ? a : b).app.longpoll.queue(queue).enqueue({ n })
-  await requests.waitFor('ack', total, 30_000)
+  await requests.waitForAcked(total, 30_000)
   await Promise.all(workers.map((worker) => worker.stop()))
 
   t.equal(handled.size, total, 'every job handled')
@@ -56,6 +56,7 @@ t.test('three workers over two instances: every job handled once, long ones kept
   t.match(requests.answered('nack')[0]?.body, { error: 'transient failure' })
   t.ok(requests.answered('extend').length >= 12, `the long jobs were extended (${requests.answered('extend').length} extends)`)
   t.ok([...requests.answered('ack'), ...requests.answered('extend')].every((s) => s.status === 200), 'no ack or extend refused')
+  t.equal(requests.acked(), total, 'every job acked once')
   t.same(await a.app.longpoll.queue(queue).stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 }, 'the queue is empty')
 })
 
