@@ -169,3 +169,19 @@ t.test('the decorator and the route share one path: a key enqueued by one is a d
   const second = await enqueue(base, 'q', { via: 'http' }, { key: 'k' })
   t.same(second.body, { id: first.id, duplicate: true })
 })
+
+t.test('an instance holding claims keeps one timer per queue for due times, not one per delayed job', async (t) => {
+  const { app, base } = await serve(t)
+  const timers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'Timeout').length
+  const held = Array.from({ length: 10 }, () => claim(base, 'timers', { timeout: 30_000 }))
+  await until(() => heldClaims({ app, base }) === 10, 10_000, 'ten held claims')
+  await claim(base, 'timers', { timeout: 0 }) // the held claims' first store claims are done
+  const before = timers()
+  const queue = app.longpoll.queue('timers')
+  for (let i = 0; i < 100; i++) await queue.enqueue(i, { delay: 10_000 + i * 100 })
+  await new Promise((resolve) => setImmediate(resolve))
+  const after = timers()
+  t.ok(after - before <= 1, `100 delayed jobs added ${after - before} timers (at most the queue's one due timer)`)
+  await queue.enqueue('now')
+  t.equal((await Promise.race(held)).body.jobs[0].data, 'now')
+})
