@@ -251,8 +251,14 @@ async function measure (system, server, run) {
   await call(worker, { cmd: 'start', kind: system.worker, base: server?.base, queue: queueName, workers: run.workers, concurrency: run.concurrency, sleepMs, redisUrl: redis?.url })
   const { submit, close } = await submitter(system, server?.base, queueName)
   try {
-    // Warm-up on negative job numbers (not measured), then let every waiting worker get back to waiting.
-    await sequential(submit, track, Array.from({ length: config.warmupJobs }, (_, i) => -1 - i), 0)
+    // Warm-up on negative job numbers (not measured), submitted at once (a short-polling worker takes them in one
+    // drain instead of one sleep each), then let every waiting worker get back to waiting.
+    const warm = Array.from({ length: config.warmupJobs }, (_, i) => -1 - i)
+    for (const n of warm) {
+      track.submitted(n, now())
+      await submit(n)
+    }
+    await Promise.all(warm.map((n) => track.wait(n, config.jobTimeoutMs)))
     await sleep(system.worker === 'shortpoll' ? sleepMs + 100 : 300)
     if (redis !== null) await redis.client.config('RESETSTAT')
     const before = await snapshot(server, worker)
