@@ -85,4 +85,23 @@ t.test('Redis restarts', async (t) => {
     t.same(seen.body, { waiting: 0, delayed: 0, leased: 0, dead: 0 }, 'the refused enqueue never ran')
     t.same((await claim(a.base, queue, { timeout: 300 })).body, { status: 'timeout', jobs: [] })
   })
+
+  t.test('an enqueue Redis does not answer in time (a hung server) answers 503, and its late run stores nothing', async (t) => {
+    const a = await instance(t, server, prefix)
+    const queue = 'restart.hung'
+    t.equal((await enqueue(a.base, queue, 'warm-up')).status, 201, 'the store knows Redis\'s clock')
+    server.pause()
+    let resumed = false
+    t.teardown(() => { if (!resumed) server.resume() })
+    const started = Date.now()
+    const hung = await enqueue(a.base, queue, 'while hung')
+    t.equal(hung.status, 503)
+    t.ok(Date.now() - started >= 1_500, 'after the store\'s commandTimeout (2 s)')
+    server.resume()
+    resumed = true
+    // The script was sent before the timeout and runs now, past its deadline: it must write nothing.
+    const seen = await counts(a.base, queue)
+    t.same(seen.body, { waiting: 1, delayed: 0, leased: 0, dead: 0 }, 'only the warm-up job')
+    t.same((await claim(a.base, queue, { timeout: 0, limit: 10 })).body.jobs.map((job: any) => job.data), ['warm-up'])
+  })
 })
