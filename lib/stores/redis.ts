@@ -52,6 +52,14 @@ export interface RedisStoreOptions {
 export type { RedisClient }
 
 type Client = Redis | Cluster
+
+// The sentinel replies of append-2.lua and read-2.lua, by name. (The queue scripts name theirs in Lua, and
+// lib/redis/generate.mjs exports them as SENTINELS; these two scripts were moved verbatim and still use the
+// literal: name it there, `local PAST_DEADLINE = -1`-style, when they next change.)
+/** longpollAppendV1's seq when it ran at or after its deadline and wrote nothing. */
+const APPEND_PAST_DEADLINE = -1
+/** longpollReadV1's gap slot when the cursor is past the channel's newest message. */
+const READ_CURSOR_AHEAD = -1
 interface Scripts {
   longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number, string[]?]>
@@ -117,7 +125,7 @@ export class RedisStore implements LongPollStore {
       retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline
     ), 'append')
     this.offset = Number(servertime) - Date.now()
-    if (seq === -1) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (seq === APPEND_PAST_DEADLINE) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
     return { epoch, seq: Number(seq), time }
   }
 
@@ -130,7 +138,7 @@ export class RedisStore implements LongPollStore {
       this.key(channel, 'meta'), this.key(channel, 'msgs'),
       newEpoch(), mode, cursor.epoch, cursor.seq, limit, now, this.emptyChannelTtl
     ), 'read')
-    if (gap === -1) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
+    if (gap === READ_CURSOR_AHEAD) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
     const messages = elements.map(decode)
     const last = messages[messages.length - 1]
     return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
