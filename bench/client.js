@@ -3,7 +3,8 @@
 // push→delivery latency, measured here from the moment a push is sent to the moment its delivery's body ends.
 //
 // Commands (IPC, each answered with { type: 'done', id, result } or { type: 'failed', id, message }):
-//   open      { bases, channels, timeout, batch, repoll }   hold one poll per entry of `channels`
+//   open      { bases, channels, timeout, batch, repoll }   hold one poll per entry of `channels` (an entry that is
+//                                                           an array of names holds one poll of those channels)
 //   push      { rate, window, maxMs, rounds, drainMs, payload }  push to each channel in turn, wait for deliveries
 //   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
 //   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
@@ -42,14 +43,28 @@ function setup (urls) {
 }
 
 function newPoller (name, idx) {
-  // sent: k -> send time of every acked-or-pending push; seen: ks delivered
-  return { name, idx, cursor: null, polls: 0, inst: 0, lastK: 0, pushedK: 0, sent: new Map(), acked: new Set(), seen: new Set(), received: -1 }
+  const names = Array.isArray(name) ? name : [name]
+  // sent: k -> send time of every acked-or-pending push; seen: ks delivered; lastK: per channel, the newest k seen
+  return {
+    names,
+    query: names.map((n) => `channel=${n}`).join('&'),
+    idx,
+    cursor: null,
+    polls: 0,
+    inst: 0,
+    lastK: names.map(() => 0),
+    pushedK: 0,
+    sent: new Map(),
+    acked: new Set(),
+    seen: new Set(),
+    received: -1
+  }
 }
 
 function pollOnce (p, onConnected) {
   if (closing) return
   p.inst = (p.idx + p.polls++) % bases.length
-  const path = `/poll?channel=${p.name}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
+  const path = `/poll?${p.query}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
   request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected).then(
     (res) => onAnswer(p, res),
     () => {
@@ -71,14 +86,15 @@ function onAnswer (p, res) {
   p.cursor = body.cursor
   let newest = 0
   for (const m of body.messages) {
-    const k = m.data.k
+    const { k, c = 0 } = m.data
     if (p.seen.has(k)) {
       counts.duplicates++
       continue
     }
-    if (k < p.lastK) counts.outOfOrder++
+    // Per channel, in push order (across the channels of one poll, pushes in flight together may overtake).
+    if (k < p.lastK[c]) counts.outOfOrder++
     p.seen.add(k)
-    p.lastK = Math.max(p.lastK, k)
+    p.lastK[c] = Math.max(p.lastK[c], k)
     newest = Math.max(newest, k)
     counts.delivered++
     p.received = res.at
@@ -93,7 +109,9 @@ function sendPush (p, payload) {
   const k = ++p.pushedK
   // With several instances, push to one the poll is not held on, so delivery must cross instances.
   const inst = bases.length > 1 ? (p.inst + 1) % bases.length : 0
-  const body = JSON.stringify({ channel: p.name, data: { k, text: payload } })
+  // A poll of several channels gets its pushes on each of its channels in turn.
+  const c = (k - 1) % p.names.length
+  const body = JSON.stringify({ channel: p.names[c], data: c === 0 ? { k, text: payload } : { k, c, text: payload } })
   counts.pushed++
   p.sent.set(k, performance.now())
   return request(pushAgents[inst], bases[inst], 'POST', '/push', body).then(
@@ -147,7 +165,8 @@ const commands = {
   // in the client, so latency stays the server's, and the achieved rate is reported.
   async push ({ rate, rounds, drainMs, payload, window = 100, maxMs = 60_000 }) {
     Object.assign(counts, newCounts())
-    const total = pollers.length * rounds
+    // One push per channel of every poll, per round.
+    const total = pollers.reduce((sum, p) => sum + p.names.length, 0) * rounds
     const t0 = performance.now()
     let sent = 0
     const pending = []

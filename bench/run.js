@@ -7,7 +7,7 @@
 // bench/results/latest.{json,md,svg} (a --quick run writes to bench/results/tmp/ unless --out is given).
 //
 //   node bench/run.js --queues [--quick] [--out DIR]     the work-queue scenario (bench/queues/run.js)
-//   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput]
+//   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput,multiplex]
 //                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 import { fork, spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs'
@@ -17,9 +17,10 @@ import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
-import { cpuDelta, percentiles, round } from './lib/stats.js'
+import { percentiles, round } from './lib/stats.js'
 import { renderMarkdown, renderSvg, evaluateTargets } from './lib/report.js'
 import { parseBase, pushAgent, request } from './lib/http.js'
+import { multiplex } from './scenarios/multiplex.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
@@ -57,6 +58,7 @@ const config = quick
       throughputS: 0.5,
       warmupPingpongMs: 200,
       warmupHeld: 50,
+      multiplexClients: 50,
       perClient: 8000
     }
   : {
@@ -70,6 +72,7 @@ const config = quick
       throughputS: 5,
       warmupPingpongMs: 1500,
       warmupHeld: 1000,
+      multiplexClients: 1500,
       perClient: 8000
     }
 config.pushWindow = 100 // held: at most this many messages in flight (pushed, not yet delivered)
@@ -77,7 +80,7 @@ config.pushMaxMs = quick ? 5000 : 20_000 // held: the push phase stops after thi
 config.pollTimeoutMs = 60_000 // the plugin's default maxTimeout: held polls never time out during a scenario
 config.payload = 'hello from the bench' // data = { k, text: payload }: ~40 bytes of JSON
 
-const ALL_SCENARIOS = ['held', 'fanout', 'pingpong', 'throughput']
+const ALL_SCENARIOS = ['held', 'fanout', 'pingpong', 'throughput', 'multiplex']
 const scenarioFilter = (value('scenarios') ?? ALL_SCENARIOS.join(',')).split(',')
 
 const SERVERS = [
@@ -99,8 +102,13 @@ const scenarioIds = [
   ...(scenarioFilter.includes('held') ? config.heldN.map((n) => `held-${n}`) : []),
   ...(scenarioFilter.includes('fanout') ? ['fanout'] : []),
   ...(scenarioFilter.includes('pingpong') ? ['pingpong'] : []),
-  ...(scenarioFilter.includes('throughput') ? ['throughput-poll', 'throughput-push'] : [])
+  ...(scenarioFilter.includes('throughput') ? ['throughput-poll', 'throughput-push'] : []),
+  ...(scenarioFilter.includes('multiplex') ? ['multiplex-10ch', 'multiplex-1ch'] : [])
 ]
+/** Scenarios that measure idle-to-held memory: each gets a fresh server process in a full run. */
+const FRESH_SERVER = (scenario) => scenario.startsWith('held-') || scenario.startsWith('multiplex-')
+/** The baselines speak the one-channel protocol only. */
+const NEEDS_PLUGIN = (scenario) => scenario.startsWith('multiplex-')
 
 // ------------------------------------------------------------------------------------ progress and cleanup
 const t0 = Date.now()
@@ -236,6 +244,7 @@ async function serverStats (set, gc = false) {
     rss: all.reduce((sum, s) => sum + s.rss, 0),
     heapUsed: all.reduce((sum, s) => sum + s.heapUsed, 0),
     held: all.reduce((sum, s) => sum + s.held, 0),
+    fds: all.every((s) => typeof s.fds === 'number') ? all.reduce((sum, s) => sum + s.fds, 0) : null,
     plugin: all.map((s) => s.plugin ?? null)
   }
 }
@@ -344,7 +353,7 @@ async function redisResetStats () {
  */
 function scriptCommands () {
   const names = new Set()
-  for (const file of ['dist/esm/stores/redis.js', 'dist/esm/notifiers/redis.js']) {
+  for (const file of ['dist/esm/redis/scripts.js']) {
     try {
       for (const m of readFileSync(path.join(root, file), 'utf8').matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)) names.add(m[1].toLowerCase())
     } catch {}
@@ -627,6 +636,27 @@ function merge (parts) {
 
 const mib = (bytes) => (bytes / 1048576).toFixed(1)
 
+/** What a scenario module (bench/scenarios/*.js) gets from the runner. */
+const scenarioContext = {
+  config,
+  log,
+  startClients,
+  closeClients,
+  call,
+  serverStats,
+  waitHeld,
+  sleep,
+  split,
+  tag,
+  merge,
+  percentiles,
+  round,
+  redisCpuUs,
+  redisResetStats,
+  redisCommands,
+  redisFields
+}
+
 // ------------------------------------------------------------------------------------------------------- main
 function machine () {
   const cpus = os.cpus()
@@ -696,11 +726,13 @@ async function main () {
     }
     // A fresh server for each held size, so each idle RSS is measured on a process that never held more
     // (a quick run uses one server for everything: it checks that the suite works, not what it measures).
+    const applicable = scenarioIds.filter((s) => !(def.baseline === true && NEEDS_PLUGIN(s)))
+    for (const scenario of scenarioIds.filter((s) => !applicable.includes(s))) rows.push({ server: def.id, scenario, skipped: 'not applicable: one-channel protocol only' })
     const groups = (quick
-      ? [scenarioIds]
+      ? [applicable]
       : [
-          ...config.heldN.filter(() => scenarioFilter.includes('held')).map((n) => [`held-${n}`]),
-          scenarioIds.filter((s) => !s.startsWith('held-'))
+          ...applicable.filter(FRESH_SERVER).map((s) => [s]),
+          applicable.filter((s) => !FRESH_SERVER(s))
         ]).filter((g) => g.length > 0)
     for (const group of groups) {
       const profile = profileServer?.split(',').includes(def.id) === true
@@ -715,6 +747,8 @@ async function main () {
           else if (scenario === 'pingpong') row = await pingpong(set)
           else if (scenario === 'throughput-poll') row = await throughput(set, 'poll')
           else if (scenario === 'throughput-push') row = await throughput(set, 'push')
+          else if (scenario === 'multiplex-10ch') row = await multiplex(scenarioContext, set, 10)
+          else if (scenario === 'multiplex-1ch') row = await multiplex(scenarioContext, set, 1)
           rows.push({ server: def.id, scenario, ...row })
         }
       } finally {

@@ -4,6 +4,7 @@
 //
 //   node --expose-gc bench/server.js <kind>        kind: memory | redis | node-http | fastify-map
 //   env REDIS_URL for kind=redis; env BENCH_PACKAGE=DIR to load the plugin from a patched build
+import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
 import { pathToFileURL } from 'node:url'
@@ -104,6 +105,7 @@ process.on('message', async (msg) => {
       heapUsed: mem.heapUsed,
       external: mem.external,
       held: server.held(),
+      fds: openFds(),
       plugin: server.stats?.()
     })
   } else if (msg.cmd === 'stop') {
@@ -116,3 +118,12 @@ process.on('message', async (msg) => {
 })
 
 process.send({ type: 'ready', port: server.port, pid: process.pid })
+
+/** Open file descriptors of this process (Linux): one per held socket, plus the process's own. */
+function openFds () {
+  try {
+    return readdirSync('/proc/self/fd').length
+  } catch {
+    return null
+  }
+}

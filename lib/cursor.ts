@@ -33,6 +33,21 @@ export function parsePosition (text: string | undefined): Position {
   return { epoch: match[1] as string, seq }
 }
 
+/**
+ * Parses the `cursor` of a poll of `k` channels: absent (every channel from its oldest retained message) or
+ * exactly k comma-separated entries, each empty (oldest), `latest`, or a cursor. With k = 1 it is
+ * `parsePosition`: a cursor never contains a comma.
+ */
+export function parsePositions (text: string | undefined, k: number): Position[] {
+  if (k === 1) return [parsePosition(text)]
+  if (text === undefined) return new Array<Position>(k).fill('oldest')
+  const entries = text.split(',')
+  if (entries.length !== k) {
+    throw new errors.BadCursor(text.slice(0, 80), `expected ${k} comma-separated entries, one per channel, got ${entries.length}`)
+  }
+  return entries.map((entry) => entry === '' ? 'oldest' : parsePosition(entry))
+}
+
 /** A new random epoch: 12 base-36 characters, about 62 bits. */
 export function newEpoch (): string {
   let out = ''

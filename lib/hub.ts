@@ -1,41 +1,81 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import { answerBody, withRetryAfter, type PollStatus } from './answers.js'
+import { pollAnswerBody, roundRobin, withRetryAfter, type ChannelPart, type PollStatus } from './answers.js'
 import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
-import type { LongPollStore, ReadResult } from './stores/types.js'
+import type { ChannelRead, LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
+import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
+import type { ClientLimit } from './client-limit.js'
 
-const READING = 0 // registered on its channel; its store read is in flight
-const HELD = 1 // waiting for a wake-up or its timeout
-const DONE = 2 // answered or aborted; owns nothing any more
+/*
+ * The life of a held poll, in the order of this file:
+ *
+ *   hold     a poll of k channels arrives; it is refused (closing, limit) or
+ *   attach   registered on each of its channels (subscribing a channel on its first poll), with its timer;
+ *            then every subscription is confirmed and every channel read: `reading`
+ *   event    the notifier reports a message or a disconnect on one of its channels
+ *   wake     the channel's polls are grouped by (cursor entry, limit): one store read per group
+ *   deliver  the group's answer is encoded once and written to every poll of the group
+ *   answer   200 with messages, `timeout` or `disconnected`; `fail` is the one error path (503, 400…)
+ *   release  the poll leaves every channel, drops its timer and 'close' listener; a channel with no poll left
+ *            is unsubscribed
+ *
+ * No lost wake-ups, for k channels: a poll is registered on *every* one of its channels, and every channel's
+ * subscription is confirmed, *before* its first store read. A push on any of them that lands before that read
+ * is seen by the read; one that lands after it notifies a poll that is already registered and subscribed. An
+ * event that arrives while any of the poll's reads is in flight marks the poll dirty, and it reads again instead
+ * of holding. So there is no moment at which a message can be stored on one of a poll's channels without the
+ * poll either reading it or being woken for it.
+ */
 
-/** One poll waiting on a channel. It owns its timer and its 'close' listener and releases both in `finish`. */
-class HeldPoll {
-  state = READING
-  /** A wake-up arrived while the poll's own read was in flight: read again before holding. */
-  dirty = false
-  /** Set once the first read made the starting position concrete. */
-  cursor: Cursor | null = null
-  /** The starting cursor came from another life of the channel, or messages after it were lost: say so. */
+/**
+ * `reading`: registered on its channels, its store reads in flight (or about to be);
+ * `held`: every cursor entry concrete, waiting for a wake-up or the timeout;
+ * `done`: answered or aborted; it owns nothing any more.
+ */
+export type PollPhase = 'reading' | 'held' | 'done'
+
+/** Where one channel of a poll stands. */
+class PollEntry {
+  /** Concrete once a read of this channel answered (or given by the client as a cursor). */
+  cursor: Cursor | null
+  /** Messages of this channel were missed: say so in the answer. */
   gap = false
-  /** The channel was disconnected before the first read made the cursor concrete: answer once it has. */
+  /** The channel was disconnected while the poll was attached. */
   disconnected = false
+
+  constructor (readonly poll: HeldPoll, readonly waiters: ChannelWaiters, readonly start: Position) {
+    this.cursor = typeof start === 'object' ? start : null
+  }
+}
+
+/** One poll: it owns its timer and its 'close' listener, and its entries on every channel; `release` frees all. */
+class HeldPoll {
+  phase: PollPhase = 'reading'
+  /** An event arrived while a read was in flight: read again before holding. */
+  dirty = false
+  readonly entries: PollEntry[] = []
   timer: NodeJS.Timeout | null = null
+  /** The key of the client-limit slot the poll holds, if there is a limit. */
+  client: string | null = null
   readonly onClose: () => void
 
-  constructor (readonly waiters: ChannelWaiters, readonly reply: FastifyReply, readonly limit: number, readonly hub: Hub) {
+  constructor (readonly reply: FastifyReply, readonly limit: number, hub: Hub) {
     this.onClose = () => hub.abort(this)
   }
 }
 
-/** The polls held on one channel, and the channel's subscription. */
+/** The poll entries on one channel, and the channel's subscription. */
 class ChannelWaiters {
-  readonly polls = new Set<HeldPoll>()
+  readonly entries = new Set<PollEntry>()
   /** Resolves once the notifier delivers this channel's events. */
   ready: Promise<void> | void = undefined
   waking = false
   rewake = false
-  constructor (readonly channel: string) {}
+  readonly channelJson: string
+  constructor (readonly channel: string) {
+    this.channelJson = JSON.stringify(channel)
+  }
 }
 
 export interface HubOptions {
@@ -44,66 +84,96 @@ export interface HubOptions {
   maxHeldPolls: number
   retryAfter: number
   log: FastifyBaseLogger
+  /** Prometheus counters; an object of empty functions when metrics are off. */
+  metrics?: Metrics
+  /** `maxHeldPollsPerClient`; null for no limit. */
+  clientLimit?: ClientLimit | null
 }
 
+/** What the hub counts; `app.longpoll.stats()` is these and two gauges. */
 export interface HubCounters {
+  /** Messages stored through this instance. */
+  pushed: number
+  /** Messages written into poll answers (a message answered to 3 polls counts 3). */
   delivered: number
+  /** Polls answered with 200, whatever their status. */
   answered: number
+  /** Polls answered with status `timeout`. */
   timeouts: number
+  /** Polls answered with status `disconnected`. */
   disconnected: number
+  /** Polls whose client went away before the answer. */
   aborted: number
+  /** Polls refused with 503 because `maxHeldPolls` was reached. */
   rejected: number
+}
+
+/** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code. */
+export const REJECT_REASONS: Record<string, RejectReason | undefined> = {
+  FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
+  FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
+  FST_LONGPOLL_CLOSING: 'closing',
+  FST_LONGPOLL_STORE_UNAVAILABLE: 'unavailable',
+  FST_LONGPOLL_NOTIFIER_UNAVAILABLE: 'unavailable'
 }
 
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
-/**
- * Holds polls, wakes them and answers them.
- *
- * No lost wake-ups: a poll is registered on its channel, and the channel's subscription is confirmed, *before*
- * the poll reads the store. A push that lands before the read is seen by the read; one that lands after it
- * notifies a poll that is already registered. A notification that arrives while the read is still in flight
- * marks the poll dirty, and the poll reads again instead of holding. So there is no moment at which a message
- * can be stored without the poll either reading it or being woken for it.
- */
+/** Holds polls, wakes them and answers them. */
 export class Hub {
   private readonly channels = new Map<string, ChannelWaiters>()
   private held = 0
   private closing = false
   private storeFailing = false
-  readonly counters: HubCounters = { delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
+  readonly counters: HubCounters = { pushed: 0, delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
   /** Claims held by the queue side (lib/queues/claims.ts): polls and claims share `maxHeldPolls`. */
   heldElsewhere: () => number = () => 0
+  private readonly metrics: Metrics
+  private readonly clientLimit: ClientLimit | null
 
-  constructor (private readonly options: HubOptions) {}
+  constructor (private readonly options: HubOptions) {
+    this.metrics = options.metrics ?? noMetrics
+    this.clientLimit = options.clientLimit ?? null
+  }
 
+  /** Polls this instance holds now (including those whose first store reads are in flight). */
   get heldPolls (): number {
     return this.held
   }
 
+  /** Channels with at least one held poll on this instance. */
   get channelCount (): number {
     return this.channels.size
   }
 
-  /** Answers at once from the store: a `timeout=0` poll. */
-  async shortPoll (reply: FastifyReply, channel: string, position: Position, limit: number): Promise<void> {
-    if (this.closing) return this.reject(reply, new errors.Closing())
-    let result: ReadResult
+  /** Answers at once from the store: a `timeout=0` poll. Its channels' reads go out together. */
+  async shortPoll (reply: FastifyReply, channels: string[], positions: Position[], limit: number): Promise<void> {
+    if (this.closing) return this.fail(reply, new errors.Closing())
+    let results: ReadResult[]
     try {
-      result = await this.read(channel, position, limit)
+      results = channels.length === 1
+        ? [await this.read(channels[0] as string, positions[0] as Position, limit)]
+        : await this.readMany(channels.map((channel, i) => ({ channel, position: positions[i] as Position })), limit)
     } catch (err) {
-      return this.reject(reply, err as Error)
+      return this.fail(reply, err as Error)
     }
-    this.counters.delivered += result.messages.length
-    this.counters.answered++
-    const status: PollStatus = result.messages.length > 0 ? 'ok' : 'timeout'
-    if (status === 'timeout') this.counters.timeouts++
-    reply.code(200).headers(HEADERS).send(answerBody(status, result.epoch, result.messages, result.seq, result.gap))
+    const taken = roundRobin(results.map((result) => result.messages.length), limit)
+    const parts = results.map((result, i): ChannelPart => {
+      const part = takePart(JSON.stringify(channels[i]), result, taken[i] as number)
+      part.gap = result.gap
+      return part
+    })
+    const delivered = sum(taken)
+    this.count(delivered > 0 ? 'ok' : 'timeout', delivered)
+    reply.code(200).headers(HEADERS).send(pollAnswerBody(delivered > 0 ? 'ok' : 'timeout', parts))
+    if (delivered > 0) this.observe(parts)
   }
 
-  /** Answers with messages as soon as there are any after `position`, or at `timeout`. */
-  async hold (reply: FastifyReply, channel: string, position: Position, limit: number, timeout: number): Promise<void> {
-    if (this.closing) return this.reject(reply, new errors.Closing())
+  // ——— hold ———
+
+  /** Answers with messages as soon as any channel has some after its position, or at `timeout`. */
+  async hold (reply: FastifyReply, channels: string[], positions: Position[], limit: number, timeout: number): Promise<void> {
+    if (this.closing) return this.fail(reply, new errors.Closing())
     // The client left while an async authorize hook ran: its 'close' event has passed, so holding the poll would
     // keep a slot and a timer until the timeout for nobody.
     if (reply.raw.destroyed) {
@@ -112,38 +182,106 @@ export class Hub {
     }
     if (this.held + this.heldElsewhere() >= this.options.maxHeldPolls) {
       this.counters.rejected++
-      return this.reject(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
+      return this.fail(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
-    const poll = this.attach(channel, reply, limit)
-    if (typeof position === 'object') poll.cursor = position
+    let client: string | null = null
+    if (this.clientLimit !== null) {
+      try {
+        client = this.clientLimit.take(reply.request)
+      } catch (err) {
+        return this.fail(reply, err as Error) // 429, or what the user's clientKey threw
+      }
+    }
+    const poll = this.attach(reply, channels, positions, limit)
+    poll.client = client
     poll.timer = setTimeout(() => this.expire(poll), timeout)
     try {
-      // Awaiting `undefined` (the memory notifier subscribes synchronously) still costs a microtask turn.
-      if (poll.waiters.ready !== undefined) await poll.waiters.ready
-      while (poll.state === READING) {
-        const result = await this.read(channel, poll.cursor ?? position, limit)
-        if (poll.state !== READING) return // answered (close) or aborted meanwhile
-        poll.cursor = { epoch: result.epoch, seq: result.seq }
-        poll.gap ||= result.gap
-        if (poll.disconnected) return this.answer(poll, 'disconnected')
-        if (result.messages.length > 0) return this.answer(poll, 'ok', this.body(poll, result), result.messages.length)
+      await subscribed(poll)
+      while (poll.phase === 'reading') {
+        const results = await this.readEntries(poll)
+        if (isDone(poll)) return // answered (close, disconnect) or aborted meanwhile
+        if (this.settle(poll, results)) return
         if (poll.dirty) poll.dirty = false
-        else poll.state = HELD
+        else poll.phase = 'held'
       }
     } catch (err) {
-      if (poll.state !== DONE) this.finish(poll, (err as { statusCode?: number }).statusCode === undefined ? new errors.NotifierUnavailable((err as Error).message, { cause: err }) : err as Error)
+      if (poll.phase !== 'done') this.fail(poll, (err as { statusCode?: number }).statusCode === undefined ? new errors.NotifierUnavailable((err as Error).message, { cause: err }) : err as Error)
     }
   }
+
+  // ——— attach ———
+
+  private attach (reply: FastifyReply, channels: string[], positions: Position[], limit: number): HeldPoll {
+    const poll = new HeldPoll(reply, limit, this)
+    for (let i = 0; i < channels.length; i++) {
+      const channel = channels[i] as string
+      let waiters = this.channels.get(channel)
+      if (waiters === undefined) {
+        waiters = new ChannelWaiters(channel)
+        this.channels.set(channel, waiters)
+        waiters.ready = subscribeSafely(this.options.notifier, channel)
+      }
+      const entry = new PollEntry(poll, waiters, positions[i] as Position)
+      poll.entries.push(entry)
+      waiters.entries.add(entry)
+    }
+    this.held++
+    reply.raw.on('close', poll.onClose)
+    return poll
+  }
+
+  /** The reads of every channel of the poll, together (one round trip to Redis, `readMany`). */
+  private async readEntries (poll: HeldPoll): Promise<ReadResult[]> {
+    const { entries, limit } = poll
+    if (entries.length === 1) {
+      const entry = entries[0] as PollEntry
+      return [await this.read(entry.waiters.channel, entry.cursor ?? entry.start, limit)]
+    }
+    return await this.readMany(entries.map((entry) => ({ channel: entry.waiters.channel, position: entry.cursor ?? entry.start })), limit)
+  }
+
+  /**
+   * Applies a poll's reads: every cursor entry becomes concrete. Answers (and returns true) when a channel was
+   * disconnected meanwhile or some channel has messages, taking them round-robin under the poll's limit.
+   */
+  private settle (poll: HeldPoll, results: ReadResult[]): boolean {
+    const { entries } = poll
+    const pending = results.map((result, i) => (entries[i] as PollEntry).disconnected ? 0 : result.messages.length)
+    const taken = roundRobin(pending, poll.limit)
+    let disconnected = false
+    const parts = results.map((result, i): ChannelPart => {
+      const entry = entries[i] as PollEntry
+      const part = takePart(entry.waiters.channelJson, result, taken[i] as number)
+      entry.cursor = { epoch: part.epoch, seq: part.seq }
+      entry.gap ||= result.gap
+      part.gap = entry.gap
+      part.disconnected = entry.disconnected
+      disconnected ||= entry.disconnected
+      return part
+    })
+    const delivered = sum(taken)
+    if (disconnected) this.answer(poll, 'disconnected', pollAnswerBody('disconnected', parts), delivered)
+    else if (delivered > 0) this.answer(poll, 'ok', pollAnswerBody('ok', parts), delivered)
+    else return false
+    if (delivered > 0) this.observe(parts)
+    return true
+  }
+
+  // ——— event ———
 
   /** A notifier event for a channel this process may hold polls on. */
   event (channel: string, event: ChannelEvent): void {
     const waiters = this.channels.get(channel)
     if (waiters === undefined) return
     if (event.type === 'disconnect') {
-      for (const poll of waiters.polls) {
-        this.counters.disconnected++
-        if (poll.cursor === null) poll.disconnected = true
-        else this.answer(poll, 'disconnected')
+      for (const entry of waiters.entries) {
+        entry.disconnected = true
+        const { poll } = entry
+        // A poll whose reads are in flight with every cursor entry concrete can answer now; one still waiting
+        // for a first read answers once that read made its cursor concrete (in `settle`).
+        if (poll.phase === 'held' || (poll.phase === 'reading' && poll.entries.every((e) => e.cursor !== null))) {
+          this.answer(poll, 'disconnected', pollAnswerBody('disconnected', parts(poll)), 0)
+        }
       }
       return
     }
@@ -155,39 +293,16 @@ export class Hub {
     for (const waiters of this.channels.values()) void this.wake(waiters)
   }
 
-  /** First phase of shutdown: every poll, held or arriving, answers 503 so that clients reconnect elsewhere. */
-  close (): void {
-    this.closing = true
-    for (const waiters of this.channels.values()) {
-      for (const poll of waiters.polls) this.finish(poll, new errors.Closing())
-    }
-  }
-
-  /** The client went away mid-hold: release everything the poll owns, answer nothing. */
-  abort (poll: HeldPoll): void {
-    if (poll.state === DONE || poll.reply.raw.writableFinished) return
-    this.counters.aborted++
-    this.release(poll)
-  }
-
-  private attach (channel: string, reply: FastifyReply, limit: number): HeldPoll {
-    let waiters = this.channels.get(channel)
-    if (waiters === undefined) {
-      waiters = new ChannelWaiters(channel)
-      this.channels.set(channel, waiters)
-      waiters.ready = subscribeSafely(this.options.notifier, channel)
-    }
-    const poll = new HeldPoll(waiters, reply, limit, this)
-    waiters.polls.add(poll)
-    this.held++
-    reply.raw.on('close', poll.onClose)
-    return poll
-  }
+  // ——— wake ———
 
   /**
-   * Reads once per distinct (cursor, limit, gap) among the held polls of a channel and answers every poll of
-   * that group with the same bytes. Wake-ups that arrive while reads are in flight are coalesced into one
-   * more round, so a burst of pushes costs a few reads, not one per push per poll.
+   * Reads once per distinct (cursor entry, limit) among the held polls on a channel, and answers every poll of
+   * that group from the one read. Wake-ups that arrive while reads are in flight are coalesced into one more
+   * round, so a burst of pushes costs a few reads, not one per push per poll.
+   *
+   * A woken poll of several channels answers with the woken channel's messages only: its other channels had
+   * nothing after their cursor entries when it was last read (or it would have answered), and anything pushed
+   * there since has woken (or will wake) the poll through that channel's own event.
    */
   private async wake (waiters: ChannelWaiters): Promise<void> {
     if (waiters.waking) {
@@ -198,50 +313,82 @@ export class Hub {
     try {
       do {
         waiters.rewake = false
-        if (waiters.polls.size === 1) {
+        if (waiters.entries.size === 1) {
           // One poll on the channel (per-user channels, the common case): no key, no Map, no Promise.all.
-          const poll = waiters.polls.values().next().value as HeldPoll
-          if (poll.state === READING) poll.dirty = true
-          else await this.deliver([poll])
+          const entry = waiters.entries.values().next().value as PollEntry
+          if (entry.poll.phase === 'reading') entry.poll.dirty = true
+          else await this.deliver(waiters, [entry])
           continue
         }
-        const groups = new Map<string, HeldPoll[]>()
-        for (const poll of waiters.polls) {
-          if (poll.state === READING) {
-            poll.dirty = true
+        const groups = new Map<string, PollEntry[]>()
+        for (const entry of waiters.entries) {
+          if (entry.poll.phase === 'reading') {
+            entry.poll.dirty = true
             continue
           }
-          const cursor = poll.cursor as Cursor
-          const key = `${cursor.epoch}.${cursor.seq}/${poll.limit}/${poll.gap ? 1 : 0}`
+          const cursor = entry.cursor as Cursor
+          const key = `${cursor.epoch}.${cursor.seq}/${entry.poll.limit}`
           const group = groups.get(key)
-          if (group === undefined) groups.set(key, [poll])
-          else group.push(poll)
+          if (group === undefined) groups.set(key, [entry])
+          else group.push(entry)
         }
-        await Promise.all(Array.from(groups.values(), (group) => this.deliver(group)))
-      } while (waiters.rewake && waiters.polls.size > 0)
+        await Promise.all(Array.from(groups.values(), (group) => this.deliver(waiters, group)))
+      } while (waiters.rewake && waiters.entries.size > 0)
     } finally {
       waiters.waking = false
     }
   }
 
-  private async deliver (group: HeldPoll[]): Promise<void> {
-    const first = group[0] as HeldPoll
+  // ——— deliver ———
+
+  /**
+   * One read for a group of entries with the same cursor and limit; the answer is encoded once per distinct
+   * body (a one-channel poll's depends only on its gap flag, a many-channel poll's on its other entries too).
+   */
+  private async deliver (waiters: ChannelWaiters, group: PollEntry[]): Promise<void> {
+    const first = group[0] as PollEntry
     let result: ReadResult
     try {
-      result = await this.read(first.waiters.channel, first.cursor as Cursor, first.limit)
+      result = await this.read(waiters.channel, first.cursor as Cursor, first.poll.limit)
     } catch {
       return // logged by read(); the polls stay held and the next wake-up or their timeout answers them
     }
-    if (result.messages.length === 0) return
-    const body = this.body(first, result)
-    for (const poll of group) {
-      if (poll.state === HELD) this.answer(poll, 'ok', body, result.messages.length)
+    const n = result.messages.length
+    if (n === 0) return
+    let bodies: Map<string, Buffer> | undefined
+    let answered = 0
+    for (const entry of group) {
+      const { poll } = entry
+      if (poll.phase !== 'held') continue
+      answered++
+      const signature = bodySignature(entry, result.gap)
+      let body = bodies?.get(signature)
+      if (body === undefined) {
+        body = pollAnswerBody('ok', parts(poll, entry, result))
+        if (group.length > 1) (bodies ??= new Map()).set(signature, body)
+      }
+      this.answer(poll, 'ok', body, n)
     }
+    this.metrics.delivered(result.messages, answered, Date.now())
   }
 
   private async read (channel: string, position: Position, limit: number): Promise<ReadResult> {
+    return await this.storeRead(async () => await this.options.store.read(channel, position, limit, Date.now()))
+  }
+
+  /** The reads of several channels, together: one `readMany` where the store has it. */
+  private async readMany (reads: ChannelRead[], limit: number): Promise<ReadResult[]> {
+    const { store } = this.options
+    const now = Date.now()
+    return await this.storeRead(async () => store.readMany !== undefined
+      ? await store.readMany(reads, limit, now)
+      : await Promise.all(reads.map(({ channel, position }) => store.read(channel, position, limit, now))))
+  }
+
+  /** A store read's outcome: a 400 (bad cursor) as it is; a failure logged once per incident, as a 503. */
+  private async storeRead<T> (reading: () => Promise<T>): Promise<T> {
     try {
-      const result = await this.options.store.read(channel, position, limit, Date.now())
+      const result = await reading()
       if (this.storeFailing) {
         this.storeFailing = false
         this.options.log.info('fastify-longpoll: the store answers again')
@@ -249,6 +396,7 @@ export class Hub {
       return result
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 400) throw err
+      this.metrics.storeError('read')
       // Logged once per incident, not once per poll.
       if (!this.storeFailing) {
         this.storeFailing = true
@@ -258,50 +406,85 @@ export class Hub {
     }
   }
 
-  private body (poll: HeldPoll, result: ReadResult): Buffer {
-    return answerBody('ok', result.epoch, result.messages, result.seq, poll.gap || result.gap)
-  }
+  // ——— answer ———
 
   private expire (poll: HeldPoll): void {
     poll.timer = null
-    if (poll.cursor === null) {
+    if (poll.entries.some((entry) => entry.cursor === null)) {
       // The store never answered, so there is no concrete cursor to hand back: a timeout answer would lose the
       // client's place. Tell it to retry instead.
-      this.finish(poll, new errors.StoreUnavailable('no answer before the poll timed out'))
+      this.fail(poll, new errors.StoreUnavailable('no answer before the poll timed out'))
       return
     }
-    this.counters.timeouts++
-    this.answer(poll, 'timeout')
+    this.answer(poll, 'timeout', pollAnswerBody('timeout', parts(poll)), 0)
   }
 
-  /** Answers a poll; without a body, an empty answer at the poll's (concrete) cursor. */
-  private answer (poll: HeldPoll, status: PollStatus, body?: Buffer, delivered = 0): void {
+  private answer (poll: HeldPoll, status: PollStatus, body: Buffer, delivered: number): void {
     this.release(poll)
-    this.counters.answered++
-    this.counters.delivered += delivered
-    const cursor = poll.cursor as Cursor
-    poll.reply.code(200).headers(HEADERS).send(body ?? answerBody(status, cursor.epoch, [], cursor.seq, poll.gap))
+    this.count(status, delivered)
+    poll.reply.code(200).headers(HEADERS).send(body)
   }
 
-  private finish (poll: HeldPoll, err: Error): void {
-    this.release(poll)
-    this.reject(poll.reply, err)
+  /** Delivery latency of the messages of one answer just written (store time to now). */
+  private observe (parts: ChannelPart[]): void {
+    if (!this.metrics.enabled) return
+    const now = Date.now()
+    for (const part of parts) this.metrics.delivered(part.messages, 1, now)
   }
 
-  /** Answers a poll with an error; a 503 says when to retry. */
-  reject (reply: FastifyReply, err: Error): void {
+  private count (status: PollStatus, delivered: number): void {
+    this.metrics.answered(status)
+    const { counters } = this
+    counters.answered++
+    counters.delivered += delivered
+    if (status === 'timeout') counters.timeouts++
+    else if (status === 'disconnected') counters.disconnected++
+  }
+
+  /** The one error path: a held poll is released first; a 503 says when to retry. */
+  fail (target: HeldPoll | FastifyReply, err: Error): void {
+    let reply: FastifyReply
+    if (target instanceof HeldPoll) {
+      this.release(target)
+      reply = target.reply
+    } else {
+      reply = target
+    }
+    const reason = REJECT_REASONS[(err as { code?: string }).code ?? '']
+    if (reason !== undefined) this.metrics.rejected(reason)
     reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
+  /** First phase of shutdown: every poll, held or arriving, answers 503 so that clients reconnect elsewhere. */
+  close (): void {
+    this.closing = true
+    const polls = new Set<HeldPoll>()
+    for (const waiters of this.channels.values()) {
+      for (const entry of waiters.entries) polls.add(entry.poll)
+    }
+    for (const poll of polls) this.fail(poll, new errors.Closing())
+  }
+
+  /** The client went away mid-hold: release everything the poll owns, answer nothing. */
+  abort (poll: HeldPoll): void {
+    if (poll.phase === 'done' || poll.reply.raw.writableFinished) return
+    this.counters.aborted++
+    this.release(poll)
+  }
+
+  // ——— release ———
+
   private release (poll: HeldPoll): void {
-    poll.state = DONE
+    poll.phase = 'done'
     if (poll.timer !== null) clearTimeout(poll.timer)
     poll.timer = null
     poll.reply.raw.removeListener('close', poll.onClose)
-    const { waiters } = poll
-    waiters.polls.delete(poll)
     this.held--
-    if (waiters.polls.size === 0 && this.channels.get(waiters.channel) === waiters) {
+    if (poll.client !== null) this.clientLimit?.release(poll.client)
+    for (const entry of poll.entries) {
+      const { waiters } = entry
+      waiters.entries.delete(entry)
+      if (waiters.entries.size > 0 || this.channels.get(waiters.channel) !== waiters) continue
       this.channels.delete(waiters.channel)
       const failed = (err: unknown): void => {
         this.options.log.warn({ err, channel: waiters.channel }, 'fastify-longpoll: unsubscribe failed')
@@ -314,6 +497,70 @@ export class Hub {
       }
     }
   }
+}
+
+/** Waits until every channel of the poll is subscribed (the memory notifier subscribes synchronously). */
+async function subscribed (poll: HeldPoll): Promise<void> {
+  const { entries } = poll
+  if (entries.length === 1) {
+    // Awaiting `undefined` still costs a microtask turn: skip it.
+    const { ready } = (entries[0] as PollEntry).waiters
+    if (ready !== undefined) await ready
+    return
+  }
+  const pending = entries.map((entry) => entry.waiters.ready).filter((ready) => ready !== undefined)
+  if (pending.length > 0) await Promise.all(pending)
+}
+
+/** Read through a function so that the compiler does not keep a narrowing of `phase` across an await. */
+function isDone (poll: HeldPoll): boolean {
+  return poll.phase !== 'reading'
+}
+
+/** The first `n` messages of a read, with the cursor entry just after them. */
+function takePart (channelJson: string, result: ReadResult, n: number): ChannelPart {
+  const { messages } = result
+  let seq = result.seq
+  let taken: StoredMessage[] = messages
+  if (n < messages.length) {
+    taken = messages.slice(0, n)
+    // Seqs are consecutive within a life, so the entry just before the first message left is computable.
+    seq = n > 0 ? (taken[n - 1] as StoredMessage).seq : (messages[0] as StoredMessage).seq - 1
+  }
+  return { channelJson, epoch: result.epoch, seq, messages: taken, gap: false, disconnected: false }
+}
+
+/** A poll's answer parts from its entries; `woken` (an entry of it) contributes the messages of `result`. */
+function parts (poll: HeldPoll, woken?: PollEntry, result?: ReadResult): ChannelPart[] {
+  return poll.entries.map((entry): ChannelPart => {
+    if (entry === woken && result !== undefined) {
+      return { channelJson: entry.waiters.channelJson, epoch: result.epoch, seq: result.seq, messages: result.messages, gap: entry.gap || result.gap, disconnected: false }
+    }
+    const cursor = entry.cursor as Cursor
+    return { channelJson: entry.waiters.channelJson, epoch: cursor.epoch, seq: cursor.seq, messages: [], gap: entry.gap, disconnected: entry.disconnected }
+  })
+}
+
+/** What a woken poll's answer depends on, besides the shared read: its gap flag, and its other entries. */
+function bodySignature (woken: PollEntry, readGap: boolean): string {
+  const { entries } = woken.poll
+  if (entries.length === 1) return woken.gap || readGap ? 'g' : ''
+  let signature = ''
+  for (const entry of entries) {
+    if (entry === woken) {
+      signature += `*${entry.gap || readGap ? 'g' : ''}|`
+      continue
+    }
+    const cursor = entry.cursor as Cursor
+    signature += `${entry.waiters.channel}\u0000${cursor.epoch}.${cursor.seq}${entry.gap ? 'g' : ''}|`
+  }
+  return signature
+}
+
+function sum (values: number[]): number {
+  let total = 0
+  for (const value of values) total += value
+  return total
 }
 
 /**

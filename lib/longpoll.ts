@@ -1,41 +1,39 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { formatCursor } from './cursor.js'
 import { errors } from './errors.js'
-import { Hub } from './hub.js'
+import { Hub, type HubCounters } from './hub.js'
+import { noMetrics, type Metrics } from './metrics.js'
 import type { NormalizedOptions } from './options.js'
 
 export interface PushResult {
-  /** The message id; also a valid cursor. */
+  /** The message id; also a valid cursor. For a duplicate, the id of the message the key's first push stored. */
   id: string
+  /** Present when the push repeated an idempotency key within `idempotencyTtl`: nothing new was stored. */
+  duplicate?: true
 }
 
-export interface LongPollStats {
-  /** Polls this instance holds now (including those whose first store read is in flight). */
-  heldPolls: number
+export interface PushOptions {
+  /**
+   * Idempotency key, 1–200 visible ASCII characters (%x21–7E), shared with the `Idempotency-Key` header of
+   * `POST /push`: a repeat on the same channel within `idempotencyTtl` stores nothing and answers the first id.
+   */
+  key?: string
+}
+
+/** `app.longpoll.stats()`: the hub's counters and two gauges. */
+export type LongPollStats = Readonly<HubCounters> & {
+  /** Polls this instance holds now (including those whose first store reads are in flight). */
+  readonly heldPolls: number
   /** Channels with at least one held poll on this instance. */
-  channels: number
-  /** Messages stored through this instance. */
-  pushed: number
-  /** Messages written into poll answers (a message answered to 3 polls counts 3). */
-  delivered: number
-  /** Polls answered with 200, whatever their status. */
-  answered: number
-  /** Polls answered with status `timeout`. */
-  timeouts: number
-  /** Polls answered with status `disconnected`. */
-  disconnected: number
-  /** Polls whose client went away before the answer. */
-  aborted: number
-  /** Polls refused with 503 because `maxHeldPolls` was reached. */
-  rejected: number
+  readonly channels: number
   /** Queue claims this instance holds now (they share `maxHeldPolls` with polls). */
-  heldClaims: number
+  readonly heldClaims: number
 }
 
 /** The decorator: `app.longpoll`. */
 export interface LongPollApi {
   /** Stores a message on a channel and wakes its polls, on every instance. Same path as `POST /push`. */
-  push (channel: string, data: unknown): Promise<PushResult>
+  push (channel: string, data: unknown, options?: PushOptions): Promise<PushResult>
   /** Answers every poll held on the channel, on every instance, with `disconnected`, and deletes its messages. */
   disconnect (channel: string): Promise<void>
   stats (): LongPollStats
@@ -44,10 +42,9 @@ export interface LongPollApi {
 /** Push, disconnect and stats, shared by the routes and the decorator so both take one code path. */
 export class LongPoll implements LongPollApi {
   readonly hub: Hub
-  private pushed = 0
 
-  constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger) {
-    this.hub = new Hub({ ...options, log })
+  constructor (readonly options: NormalizedOptions, private readonly log: FastifyBaseLogger, readonly metrics: Metrics = noMetrics) {
+    this.hub = new Hub({ ...options, log, metrics })
   }
 
   checkChannel (channel: unknown): string {
@@ -57,8 +54,9 @@ export class LongPoll implements LongPollApi {
     return channel
   }
 
-  async push (channel: string, data: unknown): Promise<PushResult> {
+  async push (channel: string, data: unknown, options?: PushOptions): Promise<PushResult> {
     this.checkChannel(channel)
+    const key = idempotencyKey(options?.key)
     let json: string | undefined
     try {
       json = JSON.stringify(data)
@@ -71,12 +69,17 @@ export class LongPoll implements LongPollApi {
     const { store, notifier, maxMessages, messageTtl } = this.options
     let stored
     try {
-      stored = await store.append(channel, json, Date.now(), { maxMessages, messageTtl })
+      stored = await store.append(channel, json, Date.now(), { maxMessages, messageTtl },
+        key === undefined ? undefined : { key, ttl: this.options.idempotencyTtl })
     } catch (err) {
+      this.metrics.storeError('append')
       this.log.error({ err, channel }, 'fastify-longpoll: the store failed to append; nothing was stored')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
-    this.pushed++
+    // A repeat: the first push stored the message and announced it; nothing more to do.
+    if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), duplicate: true }
+    this.hub.counters.pushed++
+    this.metrics.pushed()
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
     // still see the message on their next wake-up or resync; it is never lost, only late.
     const failed = (err: unknown): void => {
@@ -95,6 +98,7 @@ export class LongPoll implements LongPollApi {
     try {
       await this.options.store.delete(channel)
     } catch (err) {
+      this.metrics.storeError('delete')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // Deleted first, then announced: a client that re-polls on `disconnected` finds the channel's new life.
@@ -109,6 +113,17 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, pushed: this.pushed, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
   }
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,200}$/
+
+function idempotencyKey (key: unknown): string | undefined {
+  if (key === undefined) return undefined
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+    const shown = typeof key === 'string' ? JSON.stringify(key.slice(0, 40)) + (key.length > 40 ? '…' : '') : typeof key
+    throw new errors.BadIdempotencyKey(`${shown}: it must be 1-200 visible ASCII characters (%x21-7E)`)
+  }
+  return key
 }

@@ -6,6 +6,8 @@ import type { LongPollStore } from './stores/types.js'
 import type { LongPollNotifier } from './notifiers/types.js'
 import { MemoryQueueStore } from './queues/memory.js'
 import type { LongPollQueueStore } from './queues/types.js'
+import { normalizeMetrics, type MetricsOptions, type NormalizedMetrics } from './metrics.js'
+import { ClientLimit, type ClientKey } from './client-limit.js'
 
 export type LongPollAction = 'poll' | 'push' | 'disconnect' | 'enqueue' | 'claim' | 'settle'
 
@@ -17,14 +19,6 @@ export interface AuthorizeContext {
   queue?: string
 }
 
-/** Which HTTP routes the plugin registers; a route not named stays on. */
-export interface RouteOptions {
-  /** `POST /queues/:queue/jobs|claim|ack|nack|extend` and `GET /queues/:queue`. Default true. */
-  queues?: boolean
-}
-
-const ROUTE_DEFAULTS: Required<RouteOptions> = { queues: true }
-
 /** Return `true` to allow; anything else answers 403. A thrown error answers 500 (or its own statusCode). */
 export type Authorize = (request: FastifyRequest, context: AuthorizeContext) => boolean | Promise<boolean>
 
@@ -35,12 +29,14 @@ export interface LongPollOptions {
   store?: LongPollStore
   /** What wakes held polls. Default: `new MemoryNotifier()`. The plugin closes it on `app.close()`. */
   notifier?: LongPollNotifier
-  /** Milliseconds a poll is held when it gives no `timeout`. Default 30000 (or `maxTimeout`, if smaller). */
+  /** Milliseconds a poll is held when it gives no `timeout`. Default 25000, under the 30 s many proxies allow before the first byte (or `maxTimeout`, if smaller). */
   timeout?: number
   /** Upper bound for a poll's `timeout`; larger values are clamped. Default 60000. */
   maxTimeout?: number
   /** Most messages in one answer, and the upper bound of `limit`. Default 100. */
   maxBatch?: number
+  /** Most channels one poll may follow (`channel` repeated). Default 100. */
+  maxChannels?: number
   /** Messages retained per channel. Default 1000. */
   maxMessages?: number
   /** Milliseconds a message is retained. Default 3600000 (one hour). */
@@ -63,11 +59,42 @@ export interface LongPollOptions {
   maxLease?: number
   /** Leases a job may have; one more passing (or a nack on the last) moves it to the dead letters. Default 5. */
   maxAttempts?: number
-  /** Milliseconds a job's de-duplicating `key` (and a push's idempotency key) is remembered. Default 300000. */
+  /**
+   * Which HTTP routes to register; a route left out of a partial object stays on. Default: all on. A route
+   * turned off answers 404; `app.longpoll` still does everything. E.g. `{ push: false }` for server-only publishing.
+   */
+  routes?: LongPollRoutes
+  /** Milliseconds an idempotency key (a push's, or a job's de-duplicating `key`) is remembered. Default 300000. */
   idempotencyTtl?: number
-  /** Which HTTP routes exist, e.g. `{ queues: false }`; a partial object keeps the routes it does not name on. */
-  routes?: RouteOptions
+  /**
+   * Prometheus metrics through prom-client (an optional peer dependency: install it). `true` registers them in
+   * prom-client's global registry, which fastify-metrics exposes; `{ registry, prefix }` chooses. Default off.
+   */
+  metrics?: boolean | MetricsOptions
+  /**
+   * Polls (and queue claims) one client may hold on this instance; past it, 429 with `Retry-After`. Default: no
+   * limit. Clients are told apart by `clientKey`.
+   */
+  maxHeldPollsPerClient?: number
+  /**
+   * Names a request's client for `maxHeldPollsPerClient`. Default `request.ip` — behind a proxy, set Fastify's
+   * `trustProxy` (or pass your own, e.g. a user id), or every client shares the proxy's address.
+   */
+  clientKey?: ClientKey
 }
+
+export interface LongPollRoutes {
+  /** `GET /poll`. Default true. */
+  poll?: boolean
+  /** `POST /push`. Default true. */
+  push?: boolean
+  /** `DELETE /disconnect`. Default true. */
+  disconnect?: boolean
+  /** The work-queue routes under `/queues/`. Default true. */
+  queues?: boolean
+}
+
+export type RouteName = keyof LongPollRoutes
 
 export interface NormalizedOptions {
   prefix: string
@@ -76,6 +103,7 @@ export interface NormalizedOptions {
   timeout: number
   maxTimeout: number
   maxBatch: number
+  maxChannels: number
   maxMessages: number
   messageTtl: number
   maxMessageBytes: number
@@ -87,8 +115,11 @@ export interface NormalizedOptions {
   lease: number
   maxLease: number
   maxAttempts: number
+  routes: Required<LongPollRoutes>
   idempotencyTtl: number
-  routes: Required<RouteOptions>
+  metrics: NormalizedMetrics
+  /** `maxHeldPollsPerClient` and `clientKey`; null without a limit. */
+  clientLimit: ClientLimit | null
 }
 
 export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
@@ -96,10 +127,11 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 // Fastify's own register options arrive in the same object as ours.
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
-  'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize',
-  'queueStore', 'lease', 'maxLease', 'maxAttempts', 'idempotencyTtl', 'routes'
+  'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'metrics', 'maxHeldPollsPerClient', 'clientKey',
+  'queueStore', 'lease', 'maxLease', 'maxAttempts'
 ])
+const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
 export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   if (options === null || typeof options !== 'object') throw new errors.InvalidOption('options', 'must be an object')
@@ -110,7 +142,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   // setTimeout treats a delay above 2^31-1 ms (about 24.8 days) as 1 ms.
   if (maxTimeout > 2_147_483_647) throw new errors.InvalidOption('maxTimeout', `must not exceed 2147483647 (ms), got ${maxTimeout}`)
   // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
-  const timeout = integer(options, 'timeout', Math.min(30_000, maxTimeout), 0)
+  const timeout = integer(options, 'timeout', Math.min(25_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
   const maxLease = integer(options, 'maxLease', 600_000, 1)
   if (maxLease > 2_147_483_647) throw new errors.InvalidOption('maxLease', `must not exceed 2147483647 (ms), got ${maxLease}`)
@@ -123,6 +155,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     timeout,
     maxTimeout,
     maxBatch: integer(options, 'maxBatch', 100, 1),
+    maxChannels: integer(options, 'maxChannels', 100, 1),
     maxMessages: integer(options, 'maxMessages', 1000, 1),
     messageTtl: integer(options, 'messageTtl', 3_600_000, 1),
     maxMessageBytes: integer(options, 'maxMessageBytes', 65_536, 1),
@@ -134,22 +167,11 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     lease,
     maxLease,
     maxAttempts: integer(options, 'maxAttempts', 5, 1),
+    routes: routes(options.routes),
     idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
-    routes: routes(options.routes)
+    metrics: normalizeMetrics(options.metrics),
+    clientLimit: clientLimit(options)
   }
-}
-
-function routes (value: unknown): Required<RouteOptions> {
-  if (value === undefined) return { ...ROUTE_DEFAULTS }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new errors.InvalidOption('routes', 'must be an object like { queues: false }')
-  const chosen: Record<string, boolean> = { ...ROUTE_DEFAULTS }
-  for (const [name, on] of Object.entries(value)) {
-    if (!(name in ROUTE_DEFAULTS)) throw new errors.InvalidOption(`routes.${name}`, `is not a route group; known: ${Object.keys(ROUTE_DEFAULTS).join(', ')}`)
-    if (on === undefined) continue
-    if (typeof on !== 'boolean') throw new errors.InvalidOption(`routes.${name}`, 'must be true or false')
-    chosen[name] = on
-  }
-  return chosen as Required<RouteOptions>
 }
 
 function integer (options: LongPollOptions, name: keyof LongPollOptions, fallback: number, min: number): number {
@@ -188,6 +210,25 @@ function channelPattern (value: unknown): RegExp {
   if (pattern.flags !== '') throw new errors.InvalidOption('channelPattern', 'must have no flags')
   if (!pattern.source.startsWith('^') || !pattern.source.endsWith('$')) throw new errors.InvalidOption('channelPattern', 'must be anchored with ^ and $')
   return pattern
+}
+
+function routes (value: unknown): Required<LongPollRoutes> {
+  const chosen = { poll: true, push: true, disconnect: true, queues: true }
+  if (value === undefined) return chosen
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new errors.InvalidOption('routes', `must be an object like { push: false }, got ${String(value)}`)
+  for (const [name, on] of Object.entries(value)) {
+    if (!(ROUTES as string[]).includes(name)) throw new errors.InvalidOption(`routes.${name}`, `is not a route; the routes are ${ROUTES.join(', ')}`)
+    if (typeof on !== 'boolean') throw new errors.InvalidOption(`routes.${name}`, `must be true or false, got ${String(on)}`)
+    chosen[name as RouteName] = on
+  }
+  return chosen
+}
+
+function clientLimit (options: LongPollOptions): ClientLimit | null {
+  const { clientKey } = options
+  if (clientKey !== undefined && typeof clientKey !== 'function') throw new errors.InvalidOption('clientKey', 'must be a function (request) => string')
+  if (options.maxHeldPollsPerClient === undefined) return null
+  return new ClientLimit(integer(options, 'maxHeldPollsPerClient', 0, 1), clientKey ?? ((request) => request.ip))
 }
 
 function authorizeHook (value: unknown): Authorize | null {

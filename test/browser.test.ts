@@ -72,7 +72,6 @@ async function showsExactly (tt: Test, reader: Tab, writer: Tab, expected: strin
   tt.same(await texts(reader), [...expected, sentinel])
 }
 
-
 t.test('two tabs in one room exchange messages both ways, user text shown as text', async (t) => {
   const alice = await join(t, 'both-ways', 'alice')
   const bob = await join(t, 'both-ways', 'bob')

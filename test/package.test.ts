@@ -43,6 +43,8 @@ t.test('npm pack gives a tarball that ESM and CommonJS consumers can use, with t
   t.equal(esm.pushed, 1)
   t.equal(esm.errorCode, 'FST_LONGPOLL_BAD_CURSOR')
   t.equal(esm.client, 'stopped')
+  t.same(esm.many.messages.map((m: { channel: string, id: string }) => [m.channel, m.id]), [['user-42', esm.id]], 'ESM: a poll of two channels')
+  t.equal(esm.many.cursor.split(',').length, 2)
 
   const cjs = JSON.parse(execFileSync(process.execPath, [join(project, 'out', 'cjs.cjs')], { cwd: project, encoding: 'utf8' }))
   t.equal(cjs.same, true)
@@ -50,6 +52,7 @@ t.test('npm pack gives a tarball that ESM and CommonJS consumers can use, with t
   t.equal(cjs.body.messages[0].id, cjs.id)
   t.equal(cjs.registered, 'function')
   t.equal(cjs.client, 'stopped')
+  t.same(cjs.many.messages.map((m: { channel: string, id: string }) => [m.channel, m.id]), [['user-42', cjs.id]], 'CommonJS: a poll of two channels')
 
   // @arethetypeswrong/cli: no resolution problem for node10, node16 (CJS and ESM) or bundler consumers.
   const report = JSON.parse(execFileSync(bin('attw'), [join(work, packed.filename), '--format', 'json'], { encoding: 'utf8' }).toString())

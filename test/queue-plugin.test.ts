@@ -88,21 +88,22 @@ for (const kind of ['sync', 'async']) {
   })
 }
 
-t.test('queue routes without authorize log one warning at startup', async (t) => {
-  const lines: string[] = []
-  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
-  t.teardown(() => app.close())
-  await app.register(longpoll)
-  await app.ready()
-  t.equal(lines.filter((line) => line.includes('queue routes')).length, 1)
-  for (const options of [{ authorize: () => true }, { routes: { queues: false } }]) {
-    const quiet: string[] = []
-    const other = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { quiet.push(line) } } } })
-    t.teardown(() => other.close())
-    await other.register(longpoll, options)
-    await other.ready()
-    t.equal(quiet.filter((line) => line.includes('queue routes')).length, 0, `none with ${Object.keys(options)[0]}`)
+t.test('queue routes without authorize are named in the one startup warning', async (t) => {
+  const warnings = async (options: LongPollOptions): Promise<string[]> => {
+    const lines: string[] = []
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(line) } } } })
+    t.teardown(() => app.close())
+    await app.register(longpoll, options)
+    await app.ready()
+    return lines.filter((line) => line.includes('fastify-longpoll'))
   }
+  const open = await warnings({})
+  t.equal(open.length, 1, 'one warning')
+  t.match(open[0], /\/queues\/\*/, 'naming the queue routes')
+  t.match(open[0], /take jobs/)
+  t.same(await warnings({ authorize: () => true }), [], 'none with authorize')
+  const queuesOff = await warnings({ routes: { queues: false } })
+  t.notMatch(queuesOff.join(''), /\/queues/, 'queues off: not named')
 })
 
 t.test('held claims and held polls share maxHeldPolls: past it, 503 with Retry-After', async (t) => {

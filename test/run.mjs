@@ -1,5 +1,6 @@
-// The README's test command (`npm test`): checks what the suite needs, builds, type-checks the tests, then
-// runs the tap suite (which starts its own redis-server and Chromium) and the type tests.
+// The README's test command (`npm test`): checks what the suite needs, lints, builds, type-checks the tests,
+// then runs the tap suite (which starts its own redis-server and Chromium, and fails under its coverage floor)
+// and the type tests.
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 
@@ -12,6 +13,7 @@ if (missing.length > 0) {
   process.exit(1)
 }
 
+run('node_modules/.bin/eslint', ['.'])
 run('npm', ['run', 'build', '--silent'])
 run('node_modules/.bin/tsc', ['-p', 'test/tsconfig.json']) // tap strips the tests' types without checking them
 run('node_modules/.bin/tap', process.argv.slice(2))

@@ -250,6 +250,21 @@ t.test('stop(): no new claim, the held claim aborted, resolves once the job in h
   await t.rejects(worker.start(), /cannot be restarted/)
 })
 
+t.test('any queue name channelPattern allows reaches its queue (encoded in the path)', async (t) => {
+  const { app, base } = await serve(t)
+  const name = `mail:eu@1.${'x'.repeat(150)}` // longer than Fastify's default maxParamLength (100)
+  const queue = app.longpoll.queue(name)
+  await queue.enqueue('hello')
+  const requests = recorder()
+  const seen: unknown[] = []
+  const worker = new LongPollWorker({ url: base, queue: name, fetch: requests.fetch, handler: (job) => { seen.push(job.data) } })
+  t.teardown(() => worker.stop())
+  void worker.start()
+  await requests.waitForAcked(1)
+  t.same(seen, ['hello'])
+  t.same(await queue.stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 })
+})
+
 t.test('stop() before start() resolves at once', async (t) => {
   const worker = new LongPollWorker({ url: 'http://127.0.0.1:1', queue: 'q', handler: () => {} })
   await worker.stop()

@@ -46,7 +46,7 @@ export async function start ({ host = '127.0.0.1', port = 0, backlog = 4096 } = 
         properties: {
           channel: channelSchema,
           cursor: { type: 'string', pattern: '^(latest|[A-Za-z0-9_-]{1,32}\\.(0|[1-9][0-9]{0,15}))$' },
-          timeout: { type: 'integer', minimum: 0, default: 30_000 },
+          timeout: { type: 'integer', minimum: 0, default: 25_000 },
           limit: { type: 'integer', minimum: 1, maximum: 100, default: 100 }
         }
       }

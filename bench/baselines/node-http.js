@@ -12,7 +12,7 @@ const CHANNEL = /^[A-Za-z0-9._:@-]{1,200}$/
 const CURSOR = /^([A-Za-z0-9_-]{1,32})\.(0|[1-9][0-9]{0,15})$/
 const RETAIN = 1000 // messages kept per channel
 const MAX_TIMEOUT = 60_000
-const DEFAULT_TIMEOUT = 30_000
+const DEFAULT_TIMEOUT = 25_000
 const MAX_BATCH = 100
 const MAX_BODY = 65_536 + 1024
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }

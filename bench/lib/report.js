@@ -1,3 +1,5 @@
+import { multiplexTargets } from '../scenarios/multiplex.js'
+
 // Targets, the Markdown table and the SVG chart, all computed from the results JSON (so they can be re-rendered
 // from an old results file: `node bench/render.js bench/results/<date>.json`).
 
@@ -37,7 +39,7 @@ export function evaluateTargets (results) {
       check('redis-2', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
     }
   }
-  return out
+  return [...out, ...multiplexTargets(rows)]
 }
 
 function pick (row, field) {
@@ -140,14 +142,29 @@ export function renderMarkdown (results) {
     lines.push('')
   }
 
+  if (results.scenarios.includes('multiplex-10ch')) {
+    const first = results.rows.find((r) => r.scenario === 'multiplex-10ch' && !r.skipped)
+    lines.push(`## multiplex: ${fmt(first?.clients, 0)} clients each following ${first?.channelsPerClient ?? 10} channels, as one ${first?.channelsPerClient ?? 10}-channel poll each or as ${first?.channelsPerClient ?? 10} one-channel polls each (a fresh server for each); then one push per channel in turn at up to ${fmt(method.pushRate, 0)} pushes/s`)
+    lines.push('')
+    lines.push('| server | polls per client | held polls | RSS / client (KiB) | fds / client | server CPU / msg (µs) | p50 (ms) | p99 (ms) | delivered | lost | Redis cmds / push | target met? |')
+    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|')
+    for (const row of results.rows.filter((r) => r.scenario.startsWith('multiplex-') && !r.skipped)) {
+      const targets = results.targets.filter((t) => t.server === row.server && t.scenario === row.scenario)
+      const cell = targets.length === 0 ? '—' : targets.map((t) => `${t.met ? '✅' : '❌'} ${t.what} ${fmt(t.ratio, 2)}× (≤ ${t.limit}×)`).join('<br>')
+      lines.push(`| ${label(results, row.server)} | ${row.channelsPerClient / row.channelsPerPoll} | ${fmt(row.polls, 0)} | ${kib(row.rssPerClient)} | ${fmt(row.fdsPerClient, 2)} | ${fmt(row.cpuPerMsgUs, 1)} | ${fmt(row.latencyMs.p50, 2)} | ${fmt(row.latencyMs.p99, 2)} | ${fmt(row.delivered, 0)}/${fmt(row.acked, 0)} | ${row.lost} | ${redisCell(row, 'redisCommandsPerPush', 2)} | ${cell} |`)
+    }
+    lines.push('')
+  }
+
   const met = results.targets.filter((t) => t.met).length
   lines.push(`## Targets: ${met} of ${results.targets.length} met`)
   lines.push('')
   lines.push('| server | scenario | metric | value | reference | ratio | limit | met? |')
   lines.push('|---|---|---|--:|--:|--:|--:|---|')
   for (const t of results.targets) {
-    const unit = t.field === 'rssPerPoll' ? ' B' : t.field === 'cpuPerMsgUs' ? ' µs' : ' ms'
-    lines.push(`| ${label(results, t.server)} | ${t.scenario} | ${t.what} | ${fmt(t.value, 2)}${unit} | ${fmt(t.referenceValue, 2)}${unit} (${t.reference === FLOOR ? 'floor' : 'memory'}) | ${fmt(t.ratio, 2)}× | ≤ ${t.limit}× | ${t.met ? '✅ yes' : '❌ no'} |`)
+    const unit = t.field === 'rssPerPoll' || t.field === 'rssPerClient' ? ' B' : t.field === 'cpuPerMsgUs' ? ' µs' : ' ms'
+    const reference = t.reference === FLOOR ? 'floor' : t.reference === MEMORY ? 'memory' : t.reference
+    lines.push(`| ${label(results, t.server)} | ${t.scenario} | ${t.what} | ${fmt(t.value, 2)}${unit} | ${fmt(t.referenceValue, 2)}${unit} (${reference}) | ${fmt(t.ratio, 2)}× | ≤ ${t.limit}× | ${t.met ? '✅ yes' : '❌ no'} |`)
   }
   lines.push('')
   lines.push('Columns: *RSS / held poll* = (server RSS with N polls held − idle RSS) / N, both after a forced GC. *p50/p99/max* = push→delivery latency seen by the client, from sending the push to having read the poll answer that carries it. ' +

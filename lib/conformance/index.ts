@@ -99,6 +99,31 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.equal(seq, 1)
   })
 
+  check('readMany (where implemented) answers, per channel and in order, what read answers', async (store) => {
+    if (store.readMany === undefined) return // optional: the plugin then sends the reads of `read` together
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((what) => uniqueChannel(`many.${what}`)) as [string, string, string, string]
+    const epochA = await fill(store, a, 4)
+    const epochB = await fill(store, b, 2)
+    const now = Date.now()
+    const reads = [
+      { channel: a, position: { epoch: epochA, seq: 1 } },
+      { channel: b, position: 'oldest' as const },
+      { channel: c, position: 'latest' as const },
+      { channel: d, position: { epoch: 'otherlife', seq: 3 } }
+    ]
+    const many = await store.readMany(reads, 2, now)
+    assert.equal(many.length, 4, 'one result per read')
+    assert.deepEqual(many.slice(0, 2).map((result) => ({ epoch: result.epoch, seqs: seqs(result), seq: result.seq, gap: result.gap })), [
+      { epoch: epochA, seqs: [2, 3], seq: 3, gap: false },
+      { epoch: epochB, seqs: [1, 2], seq: 2, gap: false }
+    ], 'after the cursor, up to limit, in order')
+    assert.deepEqual({ seq: many[2]?.seq, n: many[2]?.messages.length, gap: many[2]?.gap }, { seq: 0, n: 0, gap: false }, 'a new channel\'s life, created')
+    assert.equal(many[3]?.gap, true, 'a cursor of another life is a gap')
+    const one = await store.read(c, 'latest', 2, now)
+    assert.equal(one.epoch, many[2]?.epoch, 'the life readMany created is the one read sees')
+    await rejectsWithBadCursor(store.readMany([{ channel: b, position: 'oldest' }, { channel: a, position: { epoch: epochA, seq: 99 } }], 2, now), 'readMany with a cursor past the newest message')
+  })
+
   check('concurrent first reads of a channel agree on one epoch', async (store) => {
     const channel = uniqueChannel('race')
     const now = Date.now()
@@ -301,6 +326,50 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.deepEqual(read, Array.from({ length: concurrency }, (_, i) => i + 1), 'read back in seq order, each once')
   })
 
+  check('an idempotency key stores once: a repeat within its ttl stores nothing and resolves the first message, with duplicate', async (store) => {
+    const channel = uniqueChannel('idempotent')
+    const time = Date.now()
+    const first = await store.append(channel, '"first"', time, RETENTION, { key: 'order-7', ttl: 60_000 })
+    assert.notEqual(first.duplicate, true, 'the first append is not a duplicate')
+    const repeat = await store.append(channel, '"again"', time + 5, RETENTION, { key: 'order-7', ttl: 60_000 })
+    assert.deepEqual({ epoch: repeat.epoch, seq: repeat.seq, time: repeat.time, duplicate: repeat.duplicate },
+      { epoch: first.epoch, seq: first.seq, time, duplicate: true }, 'the first message\'s epoch, seq and time')
+    const other = await store.append(channel, '"other key"', time + 6, RETENTION, { key: 'order-8', ttl: 60_000 })
+    const none = await store.append(channel, '"no key"', time + 7, RETENTION)
+    assert.deepEqual([other.seq, none.seq, other.duplicate === true, none.duplicate === true], [first.seq + 1, first.seq + 2, false, false], 'another key, and no key, store')
+    const read = await store.read(channel, 'oldest', 10, time + 10)
+    assert.deepEqual(read.messages.map((message) => message.json), ['"first"', '"other key"', '"no key"'], 'the repeat stored nothing')
+  })
+
+  check('idempotency keys are per channel', async (store) => {
+    const a = uniqueChannel('key-a')
+    const b = uniqueChannel('key-b')
+    const onA = await store.append(a, '1', Date.now(), RETENTION, { key: 'k', ttl: 60_000 })
+    const onB = await store.append(b, '1', Date.now(), RETENTION, { key: 'k', ttl: 60_000 })
+    assert.deepEqual([onA.seq, onB.seq, onB.duplicate === true], [1, 1, false])
+  })
+
+  check('an idempotency key is forgotten after its ttl: the same key stores again', async (store) => {
+    const channel = uniqueChannel('key-ttl')
+    const ttl = 100
+    const first = await store.append(channel, '1', Date.now(), RETENTION, { key: 'short', ttl })
+    // A store may expire keys by its own clock (Redis does): let real time pass, with a wide margin.
+    await new Promise((resolve) => setTimeout(resolve, ttl * 4))
+    const again = await store.append(channel, '2', Date.now(), RETENTION, { key: 'short', ttl })
+    assert.deepEqual({ seq: again.seq, duplicate: again.duplicate === true }, { seq: first.seq + 1, duplicate: false })
+    const repeat = await store.append(channel, '3', Date.now(), RETENTION, { key: 'short', ttl: 60_000 })
+    assert.deepEqual({ seq: repeat.seq, duplicate: repeat.duplicate }, { seq: again.seq, duplicate: true }, 'and is remembered again from then')
+  })
+
+  check(`${concurrency} concurrent appends with one idempotency key store one message; all resolve its seq`, async (store) => {
+    const channel = uniqueChannel('key-concurrent')
+    const results = await Promise.all(Array.from({ length: concurrency }, (_, i) => store.append(channel, JSON.stringify({ i }), Date.now(), RETENTION, { key: 'once', ttl: 60_000 })))
+    assert.equal(results.filter((result) => result.duplicate !== true).length, 1, 'exactly one stored')
+    assert.equal(new Set(results.map((result) => `${result.epoch}.${result.seq}`)).size, 1, 'every one resolved the same message')
+    const read = await store.read(channel, 'oldest', concurrency, Date.now())
+    assert.equal(read.messages.length, 1)
+  })
+
   check('concurrent appends through two store instances share one sequence', async (store) => {
     const other = await options.createStore()
     try {
@@ -310,6 +379,9 @@ export function storeConformance (options: StoreConformanceOptions): void {
       if (first.epoch !== second.epoch) return // separate backends (e.g. two MemoryStores): nothing to share
       const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION)))
       assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1))
+      const keyed = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION, { key: 'shared', ttl: 60_000 })))
+      assert.equal(keyed.filter((result) => result.duplicate !== true).length, 1, 'one key through two instances stores once')
+      assert.equal(new Set(keyed.map((result) => result.seq)).size, 1)
     } finally {
       await other.close()
     }

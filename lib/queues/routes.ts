@@ -51,10 +51,6 @@ export function queueRoutes (fastify: FastifyInstance, options: NormalizedOption
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { claims } = queues
 
-  if (options.authorize === null) {
-    fastify.log.warn('fastify-longpoll: the queue routes are registered without an authorize hook: anyone who can reach them can enqueue and take jobs')
-  }
-
   async function authorize (request: FastifyRequest, action: LongPollAction, queue: string): Promise<void> {
     if (options.authorize === null) return
     if (await options.authorize(request, { action, channel: queue, queue }) !== true) throw new errors.QueueForbidden(action, queue)

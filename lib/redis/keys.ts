@@ -7,13 +7,14 @@ import { errors } from '../errors.js'
  * The hash-tag rule: every name of one channel, or of one queue, carries `{<name>}` — its only braces, since
  * prefixes may not contain any — so on a Cluster all of them (and the pub/sub channel that wakes its waiters)
  * fall in one slot, which lets one Lua script touch them all.
- *   channel C:  <prefix>{C}:meta  <prefix>{C}:msgs        pub/sub <prefix>{C}
+ *   channel C:  <prefix>{C}:meta  <prefix>{C}:msgs  <prefix>{C}:key:<k>   pub/sub <prefix>{C}
  *   queue Q:    <prefix>q:{Q}:<part>                       pub/sub <prefix>q:{Q}
  * A channel's names continue the prefix with `{`, a queue's with `q:{`, so a channel and a queue of one name
  * never share a key or a pub/sub channel (they do share a slot, which is harmless).
  */
 
-export type ChannelPart = 'meta' | 'msgs'
+/** A channel's keys; `key:<idempotency key>` remembers a push's key for `idempotencyTtl`. */
+export type ChannelPart = 'meta' | 'msgs' | `key:${string}`
 export type QueuePart = 'waiting' | 'delayed' | 'leased' | 'jobs' | 'state' | 'errors' | 'dead' | 'key'
 
 export const DEFAULT_PREFIX = 'longpoll:'

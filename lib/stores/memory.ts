@@ -1,6 +1,6 @@
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
-import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -10,6 +10,19 @@ export interface MemoryStoreOptions {
   emptyChannelTtl?: number
   /** Milliseconds between sweeps that drop expired messages and idle channels (default 60 s). */
   sweepInterval?: number
+  /**
+   * Idempotency keys remembered at most, over all channels (default 100000). Past it the oldest key is forgotten
+   * before its ttl, so a flood of distinct keys cannot grow memory without bound.
+   */
+  maxIdempotencyKeys?: number
+}
+
+/** What an idempotency key remembers: the message its first append stored. */
+interface RememberedKey {
+  epoch: string
+  seq: number
+  time: number
+  expiresAt: number
 }
 
 interface MemoryMessage extends StoredMessage {
@@ -29,6 +42,9 @@ interface MemoryChannel {
 /** The default store: one process, nothing to install. Its messages are lost when the process ends. */
 export class MemoryStore implements LongPollStore {
   private readonly channels = new Map<string, MemoryChannel>()
+  /** `<key> <channel>` (a key has no space) → its first message; in insertion order, so the oldest come first. */
+  private readonly keys = new Map<string, RememberedKey>()
+  private readonly maxIdempotencyKeys: number
   private readonly emptyChannelTtl: number
   private readonly sweepInterval: number
   private sweeper: NodeJS.Timeout | null = null
@@ -37,6 +53,7 @@ export class MemoryStore implements LongPollStore {
   constructor (options: MemoryStoreOptions = {}) {
     this.emptyChannelTtl = positive(options.emptyChannelTtl ?? 3_600_000, 'emptyChannelTtl')
     this.sweepInterval = positive(options.sweepInterval ?? 60_000, 'sweepInterval')
+    this.maxIdempotencyKeys = positive(options.maxIdempotencyKeys ?? 100_000, 'maxIdempotencyKeys')
   }
 
   /** Number of channels held in memory (for tests and stats). */
@@ -44,17 +61,43 @@ export class MemoryStore implements LongPollStore {
     return this.channels.size
   }
 
-  async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
+  /** Number of idempotency keys remembered (for tests and stats). */
+  get idempotencyKeys (): number {
+    return this.keys.size
+  }
+
+  // Synchronous from the key check to the append: concurrent appends with one key cannot interleave.
+  async append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult> {
+    let id = ''
+    if (idempotency !== undefined) {
+      this.forgetKeys(time)
+      id = `${idempotency.key} ${channel}`
+      const first = this.keys.get(id)
+      if (first !== undefined && first.expiresAt > time) return { epoch: first.epoch, seq: first.seq, time: first.time, duplicate: true }
+    }
     const state = this.channelFor(channel, time)
     const seq = ++state.lastSeq
     state.messages.push({ seq, time, json, expiresAt: time + retention.messageTtl })
     const retained = state.messages.length - state.head
     if (retained > retention.maxMessages) state.head += retained - retention.maxMessages
     this.prune(state, time)
+    if (idempotency !== undefined) {
+      this.keys.delete(id) // an expired entry: re-inserted at the end, in expiry order
+      this.keys.set(id, { epoch: state.epoch, seq, time, expiresAt: time + idempotency.ttl })
+      if (this.keys.size > this.maxIdempotencyKeys) this.keys.delete(this.keys.keys().next().value as string)
+    }
     return { epoch: state.epoch, seq, time }
   }
 
   async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
+    return this.readNow(channel, position, limit, now)
+  }
+
+  async readMany (reads: ChannelRead[], limit: number, now: number): Promise<ReadResult[]> {
+    return reads.map(({ channel, position }) => this.readNow(channel, position, limit, now))
+  }
+
+  private readNow (channel: string, position: Position, limit: number, now: number): ReadResult {
     const state = this.channelFor(channel, now)
     this.prune(state, now)
     const { epoch, lastSeq, messages, head } = state
@@ -118,12 +161,25 @@ export class MemoryStore implements LongPollStore {
     // One unref'd timer re-armed with refresh(): it never keeps the process alive and never overlaps itself.
     this.sweeper = setTimeout(() => {
       this.sweep(Date.now())
-      if (this.channels.size > 0) this.sweeper?.refresh()
+      if (this.channels.size > 0 || this.keys.size > 0) this.sweeper?.refresh()
       else this.sweeper = null
     }, this.sweepInterval).unref()
   }
 
+  /**
+   * Drops expired keys from the head. Keys are remembered in insertion order, which is expiry order while the
+   * ttl stays the same; one inserted with a longer ttl may hold shorter-lived ones behind it until it expires,
+   * which `maxIdempotencyKeys` still bounds (and a lookup checks expiry itself).
+   */
+  private forgetKeys (now: number): void {
+    for (const [id, remembered] of this.keys) {
+      if (remembered.expiresAt > now) break
+      this.keys.delete(id)
+    }
+  }
+
   private sweep (now: number): void {
+    this.forgetKeys(now)
     for (const [name, state] of this.channels) {
       this.prune(state, now)
       if (state.head === state.messages.length && now - state.lastUsed >= this.emptyChannelTtl) this.channels.delete(name)

@@ -3,9 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
 import { checkClient, type RedisClient } from '../redis/client.js'
-import { channelKey, checkPrefix } from '../redis/keys.js'
-import { SCRIPTS } from '../redis/scripts.js'
-import type { AppendResult, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import { channelKey, checkPrefix, type ChannelPart } from '../redis/keys.js'
+import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
+import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface RedisStoreOptions {
   /**
@@ -43,6 +43,7 @@ export interface RedisStoreOptions {
  * Keys (built in lib/redis/keys.ts), hash-tagged so that one channel's keys and its pub/sub channel share a Cluster slot:
  *   <prefix>{<channel>}:meta  hash { e: epoch of the current life, s: seq of its newest message }
  *   <prefix>{<channel>}:msgs  list, oldest first, of "<seq>:<time>:<expiresAt>:<json>"
+ *   <prefix>{<channel>}:key:<idempotency key>  string "<epoch>:<seq>:<time>" of the key's first message, for its ttl
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
@@ -52,18 +53,15 @@ export interface RedisStoreOptions {
 export type { RedisClient }
 
 type Client = Redis | Cluster
-
-// The sentinel replies of append-2.lua and read-2.lua, by name. (The queue scripts name theirs in Lua, and
-// lib/redis/generate.mjs exports them as SENTINELS; these two scripts were moved verbatim and still use the
-// literal: name it there, `local PAST_DEADLINE = -1`-style, when they next change.)
-/** longpollAppendV1's seq when it ran at or after its deadline and wrote nothing. */
-const APPEND_PAST_DEADLINE = -1
-/** longpollReadV1's gap slot when the cursor is past the channel's newest message. */
-const READ_CURSOR_AHEAD = -1
+/** The first element of the append script's reply: what it did. */
+type AppendOutcome = 'stored' | 'duplicate' | 'late'
 interface Scripts {
-  longpollAppendV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number]>
-  longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<[string, number, number, string[]?]>
+  longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
+  longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
+  longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
 }
+/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages } */
+type ReadReply = [string, number, number, string[]?]
 
 /**
  * Messages in Redis: every instance of your app sees the same channels. Append and read are one Lua script
@@ -79,6 +77,8 @@ export class RedisStore implements LongPollStore {
   private readonly onReady = (): void => { this.connectedOnce = true }
   /** A lower bound of (Redis's clock - ours) in ms, from the last server time seen; null until the first. */
   private offset: number | null = null
+  /** A Cluster: channels live in different slots, so each is read by its own script (sent together). */
+  private readonly sharded: boolean
 
   constructor (options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object') throw new errors.InvalidOption('RedisStore', 'expects { redis }')
@@ -89,8 +89,10 @@ export class RedisStore implements LongPollStore {
     this.commandTimeout = positive(options.commandTimeout ?? 5_000, 'commandTimeout')
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a Redis restart). Defining
     // the same versioned name twice on one client is harmless: the script text is the same.
-    this.redis.defineCommand('longpollAppendV1', SCRIPTS.append)
+    this.redis.defineCommand('longpollAppendV2', SCRIPTS.append)
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
+    this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
+    this.sharded = (this.redis as Cluster).isCluster === true
     this.connectedOnce = this.redis.status === 'ready'
     this.redis.on('ready', this.onReady)
   }
@@ -107,41 +109,54 @@ export class RedisStore implements LongPollStore {
    *   lower bound of the offset, so the deadline errs early, never late); the first append of a store asks
    *   for TIME once to learn it.
    * Residual risks, stated honestly: (1) the script ran before the deadline but its reply was lost or arrived
-   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries stores it
-   * twice — the at-least-once of any push over a network without client-side idempotency keys); (2) the
-   * connection dropped after the script ran and ioredis re-sent it within the deadline: stored twice, the push
-   * answered 2xx with the second id. Set `autoResendUnfulfilledCommands: false` on the client to rule out (2);
-   * the push then answers 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
+   * after the timeout: the push answers 503 yet the message is stored, once (a client that retries without an
+   * idempotency key stores it twice; with one, its retry answers the first id with `duplicate: true`); (2) the
+   * connection dropped after the script ran and ioredis re-sent it within the deadline: without a key, stored
+   * twice, the push answered 2xx with the second id (with a key, the re-sent script finds it and answers the
+   * first id). Set `autoResendUnfulfilledCommands: false` on the client to rule out (2); the push then answers
+   * 503 instead, which is case (1). (3) On a Cluster, nodes' clocks may differ by their
    * skew (milliseconds under NTP), by which a deadline can be late.
    */
-  async append (channel: string, json: string, time: number, retention: Retention): Promise<AppendResult> {
+  async append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult> {
     await this.connected()
     if (this.offset === null) await this.calibrate()
     const sent = Date.now()
     const deadline = this.offset === null ? 0 : sent + this.commandTimeout + this.offset
-    const [epoch, seq, servertime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV1(
-      this.key(channel, 'meta'), this.key(channel, 'msgs'),
+    const [outcome, epoch, seq, servertime, firstTime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV2(
+      this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`),
       newEpoch(), json, time, time + retention.messageTtl, retention.maxMessages,
-      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline
+      retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline, idempotency?.ttl ?? 0
     ), 'append')
     this.offset = Number(servertime) - Date.now()
-    if (seq === APPEND_PAST_DEADLINE) throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'late') throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    if (outcome === 'duplicate') return { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
     return { epoch, seq: Number(seq), time }
   }
 
   // Reads may wait in ioredis's offline queue (up to commandTimeout): a read that runs late changes nothing a
   // client relies on, and a poll held across a short reconnect is answered instead of failed.
   async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
-    const mode = position === 'oldest' ? 'o' : position === 'latest' ? 'l' : 'c'
-    const cursor = typeof position === 'object' ? position : { epoch: '', seq: 0 }
-    const [epoch, rawSeq, gap, elements = []] = await this.withTimeout((this.redis as unknown as Scripts).longpollReadV1(
+    const [mode, cursor] = positionArgs(position)
+    const reply = await this.withTimeout((this.redis as unknown as Scripts).longpollReadV1(
       this.key(channel, 'meta'), this.key(channel, 'msgs'),
       newEpoch(), mode, cursor.epoch, cursor.seq, limit, now, this.emptyChannelTtl
     ), 'read')
-    if (gap === READ_CURSOR_AHEAD) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
-    const messages = elements.map(decode)
-    const last = messages[messages.length - 1]
-    return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
+    return readResult(reply, cursor)
+  }
+
+  /** One script for all the channels on a single server; on a Cluster, one per channel, sent together. */
+  async readMany (reads: ChannelRead[], limit: number, now: number): Promise<ReadResult[]> {
+    if (this.sharded) return await Promise.all(reads.map(({ channel, position }) => this.read(channel, position, limit, now)))
+    const keys: string[] = []
+    const args: Array<string | number> = [limit, now, this.emptyChannelTtl]
+    const cursors = reads.map(({ channel, position }) => {
+      const [mode, cursor] = positionArgs(position)
+      keys.push(this.key(channel, 'meta'), this.key(channel, 'msgs'))
+      args.push(newEpoch(), mode, cursor.epoch, cursor.seq)
+      return cursor
+    })
+    const replies = await this.withTimeout((this.redis as unknown as Scripts).longpollReadManyV1(keys.length, ...keys, ...args), 'read')
+    return replies.map((reply, i) => readResult(reply, cursors[i] as { epoch: string, seq: number }))
   }
 
   /** Deletes the channel; like `append`, it is never queued while Redis is unreachable (a late delete would drop newer messages). */
@@ -161,7 +176,7 @@ export class RedisStore implements LongPollStore {
     this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
-  private key (channel: string, part: 'meta' | 'msgs'): string {
+  private key (channel: string, part: ChannelPart): string {
     return channelKey(this.prefix, channel, part)
   }
 
@@ -191,6 +206,18 @@ export class RedisStore implements LongPollStore {
       clearTimeout(timer)
     }
   }
+}
+
+function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, seq: number }] {
+  if (typeof position === 'object') return ['c', position]
+  return [position === 'oldest' ? 'o' : 'l', { epoch: '', seq: 0 }]
+}
+
+function readResult ([epoch, rawSeq, gap, elements = []]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
+  if (gap === SENTINELS.PAST_NEWEST) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
+  const messages = elements.map(decode)
+  const last = messages[messages.length - 1]
+  return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
 }
 
 function decode (element: string): StoredMessage {

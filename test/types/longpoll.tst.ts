@@ -2,7 +2,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import { describe, expect, test } from 'tstyche'
 import longpoll, {
   fastifyLongpoll, MemoryNotifier, MemoryStore, RedisNotifier, RedisStore,
-  type ChannelEvent, type LongPollNotifier, type LongPollOptions, type LongPollStats, type LongPollStore, type PushResult, type RedisClient
+  type ChannelEvent, type LongPollNotifier, type LongPollOptions, type LongPollStats, type LongPollStore, type PushResult, type RedisClient, type LongPollErrorCode
 } from '../../lib/index.js'
 import { Cluster, Redis } from 'ioredis'
 import { LongPollClient, type LongPollMessage } from '../../lib/client/index.js'
@@ -76,5 +76,30 @@ describe('the client', () => {
       expect(message.data.text).type.toBe<string>()
     }
     expect(new LongPollClient({ url: 'http://localhost/lp' })).type.toRaiseError()
+  })
+})
+
+describe('operations options', () => {
+  test('routes, idempotencyTtl and metrics', () => {
+    const app = Fastify()
+    expect(app.register(longpoll, { routes: { push: false }, idempotencyTtl: 60_000, metrics: true })).type.not.toRaiseError()
+    expect(app.register(longpoll, { metrics: { prefix: 'chat_' } })).type.not.toRaiseError()
+    expect(app.register(longpoll, { routes: { pull: false } })).type.toRaiseError()
+    expect(app.register(longpoll, { routes: { push: 'no' } })).type.toRaiseError()
+    expect(app.register(longpoll, { metrics: 'yes' })).type.toRaiseError()
+  })
+
+  test('push takes an idempotency key and may answer a duplicate', () => {
+    const app = Fastify()
+    expect(app.longpoll.push('a', 1, { key: 'order-7' })).type.toBe<Promise<PushResult>>()
+    expect<PushResult['duplicate']>().type.toBe<true | undefined>()
+    expect(app.longpoll.push('a', 1, { id: 'x' })).type.toRaiseError()
+  })
+
+  test('LongPollErrorCode is the union of the package\'s codes', () => {
+    expect<'FST_LONGPOLL_BAD_CURSOR'>().type.toBeAssignableTo<LongPollErrorCode>()
+    expect<'FST_LONGPOLL_BAD_IDEMPOTENCY_KEY'>().type.toBeAssignableTo<LongPollErrorCode>()
+    expect<'FST_ERR_VALIDATION'>().type.not.toBeAssignableTo<LongPollErrorCode>()
+    expect<string>().type.not.toBeAssignableTo<LongPollErrorCode>()
   })
 })
