@@ -6,6 +6,7 @@ import { makeApp, serve, until } from './helpers/app.js'
 import { heldClaims } from './helpers/queue-suite.js'
 import { ack, claim, counts, enqueue, extend, nack } from './helpers/queue.js'
 import longpoll, { MemoryQueueStore, type AuthorizeContext, type LongPollOptions } from '../lib/index.js'
+import { Registry } from 'prom-client'
 
 t.test('queue options are validated at register, naming the option', async (t) => {
   const cases: Array<[string, Record<string, unknown>]> = [
@@ -185,4 +186,39 @@ t.test('an instance holding claims keeps one timer per queue for due times, not 
   t.ok(after - before <= 1, `100 delayed jobs added ${after - before} timers (at most the queue's one due timer)`)
   await queue.enqueue('now')
   t.equal((await Promise.race(held)).body.jobs[0].data, 'now')
+})
+
+t.test('maxHeldPollsPerClient counts a client\'s claims with its polls: past it, 429 with Retry-After', async (t) => {
+  const { app, base } = await serve(t, { maxHeldPollsPerClient: 2, retryAfter: 2 })
+  const held = claim(base, 'per-client', { timeout: 10_000 })
+  const poll = fetch(`${base}/poll?channel=per-client&timeout=10000`)
+  await until(() => heldClaims({ app, base }) === 1 && app.longpoll.stats().heldPolls === 1, 10_000, 'a claim and a poll held')
+  const refused = await claim(base, 'per-client', { timeout: 10_000 })
+  t.equal(refused.status, 429)
+  t.equal(refused.body.code, 'FST_LONGPOLL_TOO_MANY_CLIENT_POLLS')
+  t.equal(refused.headers.get('retry-after'), '2')
+  await enqueue(base, 'per-client', 1)
+  t.equal((await held).status, 200)
+  // The answered claim gave its slot back.
+  const again = claim(base, 'per-client', { timeout: 10_000 })
+  await until(() => heldClaims({ app, base }) === 1, 10_000, 'a new claim held')
+  await enqueue(base, 'per-client', 2)
+  t.equal((await again).status, 200)
+  await fetch(`${base}/push`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ channel: 'per-client', data: 1 }) })
+  t.equal((await poll).status, 200)
+})
+
+t.test('metrics: longpoll_jobs_total counts enqueued, claimed, acked, nacked, expired and dead', async (t) => {
+  const registry = new Registry()
+  const { base } = await serve(t, { metrics: { registry }, maxAttempts: 2 })
+  await enqueue(base, 'metered', 1)
+  await enqueue(base, 'metered', 2)
+  const [one, two] = (await claim(base, 'metered', { timeout: 0, limit: 2, lease: 100 })).body.jobs
+  await ack(base, 'metered', { receipt: one.receipt })
+  await nack(base, 'metered', { receipt: two.receipt })
+  await claim(base, 'metered', { timeout: 0, lease: 100 }) // attempt 2 of 2
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  await claim(base, 'metered', { timeout: 0 }) // takes the passed lease back: dead
+  const values = Object.fromEntries(((await registry.getSingleMetric('longpoll_jobs_total')?.get())?.values ?? []).map((v) => [v.labels.event, v.value]))
+  t.same(values, { enqueued: 2, claimed: 3, acked: 1, nacked: 1, expired: 1, dead: 1 })
 })
