@@ -109,7 +109,7 @@ export interface HubCounters {
 }
 
 /** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code. */
-const REJECT_REASONS: Record<string, RejectReason | undefined> = {
+export const REJECT_REASONS: Record<string, RejectReason | undefined> = {
   FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
   FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
   FST_LONGPOLL_CLOSING: 'closing',

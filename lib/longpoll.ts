@@ -113,7 +113,7 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, heldClaims: this.hub.heldElsewhere(), ...this.hub.counters }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
   }
 }
 

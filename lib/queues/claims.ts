@@ -1,6 +1,9 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { withRetryAfter } from '../answers.js'
+import type { ClientLimit } from '../client-limit.js'
 import { errors } from '../errors.js'
+import { REJECT_REASONS } from '../hub.js'
+import type { JobEvent, Metrics } from '../metrics.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { ClaimedJob, ClaimRequest, ClaimResult, LongPollQueueStore } from './types.js'
 
@@ -22,6 +25,8 @@ class HeldClaim {
   /** At least one store claim answered: a timeout is then a real `timeout`, not a store failure. */
   attempted = false
   timer: NodeJS.Timeout | null = null
+  /** The `maxHeldPollsPerClient` slot it holds, if that limit is on. */
+  client: string | null = null
   readonly onClose: () => void
 
   constructor (readonly waiters: QueueWaiters, readonly reply: FastifyReply, readonly request: ClaimRequest, holder: ClaimHolder) {
@@ -48,6 +53,11 @@ class QueueWaiters {
 
 export interface ClaimHolderOptions {
   store: LongPollQueueStore
+  /** Counts a job event (`JobCounters` and the `longpoll_jobs_total` metric). */
+  count: (event: JobEvent, n: number) => void
+  metrics: Metrics
+  /** `maxHeldPollsPerClient`, shared with the hub: a client's polls and claims count together. */
+  clientLimit: ClientLimit | null
   notifier: LongPollNotifier
   maxHeldPolls: number
   retryAfter: number
@@ -56,9 +66,20 @@ export interface ClaimHolderOptions {
   log: FastifyBaseLogger
 }
 
-export interface ClaimCounters {
+/** What happened to jobs on this instance (contract §4's `longpoll_jobs_total{event}`). */
+export interface JobCounters {
+  enqueued: number
   /** Jobs handed out in claim answers. */
   claimed: number
+  acked: number
+  nacked: number
+  /** Passed leases taken back by this instance's claims (to waiting, or dead). */
+  expired: number
+  /** Jobs moved to the dead letters by this instance: out of attempts at a nack or at a lease's end. */
+  dead: number
+}
+
+export interface ClaimCounters {
   answered: number
   timeouts: number
   aborted: number
@@ -88,7 +109,7 @@ export class ClaimHolder {
   private held = 0
   private closing = false
   private storeFailing = false
-  readonly counters: ClaimCounters = { claimed: 0, answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
+  readonly counters: ClaimCounters = { answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
 
   constructor (private readonly options: ClaimHolderOptions) {}
 
@@ -108,7 +129,7 @@ export class ClaimHolder {
     if (reply.raw.destroyed) return this.giveBack(queue, result.jobs)
     this.counters.answered++
     if (result.jobs.length === 0) this.counters.timeouts++
-    this.counters.claimed += result.jobs.length
+    this.options.count('claimed', result.jobs.length)
     reply.code(200).headers(HEADERS).send(result.jobs.length === 0 ? TIMEOUT_BODY : okBody(result.jobs))
   }
 
@@ -123,7 +144,16 @@ export class ClaimHolder {
       this.counters.rejected++
       return this.reject(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
+    let client: string | null = null
+    if (this.options.clientLimit !== null) {
+      try {
+        client = this.options.clientLimit.take(reply.request)
+      } catch (err) {
+        return this.reject(reply, err as Error) // 429, or what the user's clientKey threw
+      }
+    }
     const claim = this.attach(queue, reply, request)
+    claim.client = client
     claim.timer = setTimeout(() => this.expire(claim), timeout)
     try {
       if (claim.waiters.ready !== undefined) await claim.waiters.ready
@@ -162,8 +192,10 @@ export class ClaimHolder {
     this.release(claim)
   }
 
-  /** Answers a claim with an error; a 503 says when to retry. */
+  /** Answers a claim with an error; a 503 (or 429) says when to retry. */
   reject (reply: FastifyReply, err: Error): void {
+    const reason = REJECT_REASONS[(err as { code?: string }).code ?? '']
+    if (reason !== undefined) this.options.metrics.rejected(reason)
     reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
@@ -252,12 +284,15 @@ export class ClaimHolder {
   private async claim (queue: string, request: ClaimRequest): Promise<ClaimResult> {
     try {
       const result = await this.options.store.claim(queue, request)
+      if (result.expired !== undefined && result.expired > 0) this.options.count('expired', result.expired)
+      if (result.died !== undefined && result.died > 0) this.options.count('dead', result.died)
       if (this.storeFailing) {
         this.storeFailing = false
         this.options.log.info('fastify-longpoll: the queue store answers again')
       }
       return result
     } catch (err) {
+      this.options.metrics.storeError('queue')
       if (!this.storeFailing) { // logged once per incident, not once per claim
         this.storeFailing = true
         this.options.log.error({ err }, 'fastify-longpoll: the queue store failed a claim')
@@ -290,7 +325,7 @@ export class ClaimHolder {
   private answer (claim: HeldClaim, body: string, jobs: number): void {
     this.release(claim)
     this.counters.answered++
-    this.counters.claimed += jobs
+    this.options.count('claimed', jobs)
     claim.reply.code(200).headers(HEADERS).send(body)
   }
 
@@ -304,6 +339,8 @@ export class ClaimHolder {
     if (claim.timer !== null) clearTimeout(claim.timer)
     claim.timer = null
     claim.reply.raw.removeListener('close', claim.onClose)
+    if (claim.client !== null) this.options.clientLimit?.release(claim.client)
+    claim.client = null
     const { waiters } = claim
     waiters.idle.delete(claim)
     waiters.busy.delete(claim)

@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { NormalizedOptions } from '../options.js'
-import { ClaimHolder } from './claims.js'
+import { ClaimHolder, type JobCounters } from './claims.js'
+import { noMetrics, type JobEvent, type Metrics } from '../metrics.js'
 import type { EnqueueResult, LongPollQueueStore, NackResult, QueueCounts } from './types.js'
 
 /** `Idempotency-Key`'s grammar (contract §1.5): 1–200 visible ASCII characters. */
@@ -38,7 +39,7 @@ export interface QueueApi {
   retryDead (): Promise<number>
 }
 
-export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessageBytes' | 'maxAttempts' | 'idempotencyTtl' | 'maxTimeout' | 'maxHeldPolls' | 'retryAfter'> & {
+export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessageBytes' | 'maxAttempts' | 'idempotencyTtl' | 'maxTimeout' | 'maxHeldPolls' | 'retryAfter' | 'clientLimit'> & {
   queueStore: LongPollQueueStore
   notifier: LongPollNotifier
 }
@@ -46,9 +47,13 @@ export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessag
 /** Enqueue, settle, counts and dead letters, shared by the routes and the decorator so both take one code path. */
 export class Queues {
   readonly claims: ClaimHolder
+  readonly jobs: JobCounters = { enqueued: 0, claimed: 0, acked: 0, nacked: 0, expired: 0, dead: 0 }
 
-  constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number) {
+  constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number, private readonly metrics: Metrics = noMetrics) {
     this.claims = new ClaimHolder({
+      count: (event, n) => this.count(event, n),
+      metrics,
+      clientLimit: options.clientLimit,
       store: options.queueStore,
       notifier: options.notifier,
       maxHeldPolls: options.maxHeldPolls,
@@ -85,17 +90,24 @@ export class Queues {
     const result = await this.store('enqueue', queue, () => this.options.queueStore.enqueue(queue, json, request))
     // Stored, so the enqueue succeeded whatever happens next; a failed announcement makes the job late for
     // claims already held (their timeout, or the next announcement, finds it), never lost.
-    if (!result.duplicate) this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    if (!result.duplicate) {
+      this.count('enqueued', 1)
+      this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    }
     return result
   }
 
   async ack (queue: string, receipts: string[]): Promise<number> {
-    return await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    const acked = await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    this.count('acked', acked)
+    return acked
   }
 
   async nack (queue: string, receipt: string, delay: number, error: string | undefined): Promise<NackResult> {
     const request = { delay, maxAttempts: this.options.maxAttempts, ...(error === undefined ? {} : { error }) }
     const where = await this.store('nack', queue, () => this.options.queueStore.nack(queue, receipt, request))
+    this.count('nacked', 1)
+    if (where === 'dead') this.count('dead', 1)
     if (where === 'waiting') this.announce(queue, { type: 'jobs', count: 1 })
     else if (where === 'delayed') this.announce(queue, { type: 'due', in: delay })
     return where
@@ -134,12 +146,19 @@ export class Queues {
     })
   }
 
+  /** What happened to jobs: `jobs` for tests and stats, and the `longpoll_jobs_total{event}` metric. */
+  private count (event: JobEvent, n: number): void {
+    this.jobs[event] += n
+    this.metrics.job(event, n)
+  }
+
   /** Store errors become 503 (nothing changed, retry), except the store's own coded ones (409 lease lost). */
   private async store<T> (op: string, queue: string, run: () => Promise<T>): Promise<T> {
     try {
       return await run()
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== undefined) throw err
+      this.metrics.storeError('queue')
       this.log.error({ err, queue, op }, `fastify-longpoll: the queue store failed to ${op}`)
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }

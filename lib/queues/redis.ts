@@ -112,13 +112,13 @@ export class RedisQueueStore implements LongPollQueueStore {
     await this.connected()
     const parts = Array.from({ length: request.limit }, () => randomBytes(16).toString('base64url'))
     const reply = await this.run('claim', queue, ['waiting', 'delayed', 'leased', 'jobs', 'state', 'dead'], [request.limit, request.lease, request.maxAttempts, ...parts])
-    const [now, leaseUntil, waiting, nextDue, raw] = reply as [number, number, number, number, Array<[string, string, number, string]>]
+    const [now, leaseUntil, waiting, nextDue, raw, expired, died] = reply as [number, number, number, number, Array<[string, string, number, string]>, number, number]
     this.offset = Number(now) - Date.now()
     const jobs: ClaimedJob[] = raw.map(([id, stored, attempt, receipt]) => {
       const colon = stored.indexOf(':')
       return { id, json: stored.slice(colon + 1), time: Number(stored.slice(0, colon)), attempt: Number(attempt), receipt, leaseUntil: Number(leaseUntil) }
     })
-    return { jobs, waiting: Number(waiting), nextDueIn: Number(nextDue) === SENTINELS.NO_DUE ? null : Number(nextDue) }
+    return { jobs, waiting: Number(waiting), nextDueIn: Number(nextDue) === SENTINELS.NO_DUE ? null : Number(nextDue), expired: Number(expired), died: Number(died) }
   }
 
   async ack (queue: string, receipts: string[]): Promise<number> {
