@@ -144,6 +144,11 @@ export class Hub {
     return this.channels.size
   }
 
+  /** Whether this instance holds a poll on the channel (presence when the notifier cannot count receivers). */
+  holds (channel: string): boolean {
+    return this.channels.has(channel)
+  }
+
   /** Answers at once from the store: a `timeout=0` poll. Its channels' reads go out together. */
   async shortPoll (reply: FastifyReply, channels: string[], positions: Position[], limit: number): Promise<void> {
     if (this.closing) return this.fail(reply, new errors.Closing())

@@ -32,11 +32,13 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
   await options.notifier.start({
     event: (channel, event) => hub.event(channel, event),
     resync: () => hub.resync(),
-    log: fastify.log
+    log: fastify.log,
+    presenceWindow: options.presenceWindow
   })
 
   fastify.decorate('longpoll', Object.freeze({
     push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
+    online: (channel: string) => longpoll.online(channel),
     disconnect: (channel: string) => longpoll.disconnect(channel),
     stats: () => longpoll.stats()
   }))
