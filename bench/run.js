@@ -346,7 +346,7 @@ async function redisResetStats () {
  */
 function scriptCommands () {
   const names = new Set()
-  for (const file of ['dist/esm/stores/redis.js', 'dist/esm/notifiers/redis.js']) {
+  for (const file of ['dist/esm/redis/scripts.js']) {
     try {
       for (const m of readFileSync(path.join(root, file), 'utf8').matchAll(/redis\.p?call\(\s*['"]([A-Za-z]+)['"]/g)) names.add(m[1].toLowerCase())
     } catch {}

@@ -32,7 +32,17 @@ export const errors = {
   /** The store could not be reached or failed; nothing was stored. */
   StoreUnavailable: createError('FST_LONGPOLL_STORE_UNAVAILABLE', 'The message store is unavailable: %s', 503),
   /** The notifier could not subscribe the channel, so the poll could not be held safely. */
-  NotifierUnavailable: createError('FST_LONGPOLL_NOTIFIER_UNAVAILABLE', 'The notifier is unavailable: %s', 503)
+  NotifierUnavailable: createError('FST_LONGPOLL_NOTIFIER_UNAVAILABLE', 'The notifier is unavailable: %s', 503),
+  /** The queue name does not match the channel pattern. */
+  BadQueue: createError('FST_LONGPOLL_BAD_QUEUE', 'Invalid queue "%s": it must match %s', 400),
+  /** A server-side enqueue with a bad `delay` or `key`. */
+  BadJobOption: createError('FST_LONGPOLL_BAD_JOB_OPTION', 'Invalid job option "%s": %s', 400),
+  /** The `authorize` hook denied a queue action. */
+  QueueForbidden: createError('FST_LONGPOLL_FORBIDDEN', 'Not allowed to %s on queue "%s"', 403),
+  /** An ack needs exactly one of `receipt` and `receipts`. */
+  BadReceipts: createError('FST_LONGPOLL_BAD_RECEIPTS', 'An ack takes exactly one of "receipt" and "receipts"', 400),
+  /** The receipt is not the current lease of its job: acked, nacked, passed (the job may be with another worker). */
+  LeaseLost: createError('FST_LONGPOLL_LEASE_LOST', 'The lease of receipt "%s" is lost: it passed, or the job was settled', 409)
 }
 
 type ThrownCode = { [K in keyof typeof errors]: InstanceType<(typeof errors)[K]>['code'] }[keyof typeof errors]

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { pollAnswerBody, roundRobin, withRetryAfter, type ChannelPart, type PollStatus } from './answers.js'
 import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
-import type { LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
+import type { ChannelRead, LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
 import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
 import type { ClientLimit } from './client-limit.js'
@@ -126,6 +126,8 @@ export class Hub {
   private closing = false
   private storeFailing = false
   readonly counters: HubCounters = { pushed: 0, delivered: 0, answered: 0, timeouts: 0, disconnected: 0, aborted: 0, rejected: 0 }
+  /** Claims held by the queue side (lib/queues/claims.ts): polls and claims share `maxHeldPolls`. */
+  heldElsewhere: () => number = () => 0
   private readonly metrics: Metrics
   private readonly clientLimit: ClientLimit | null
 
@@ -154,7 +156,9 @@ export class Hub {
     if (this.closing) return this.fail(reply, new errors.Closing())
     let results: ReadResult[]
     try {
-      results = await Promise.all(channels.map((channel, i) => this.read(channel, positions[i] as Position, limit)))
+      results = channels.length === 1
+        ? [await this.read(channels[0] as string, positions[0] as Position, limit)]
+        : await this.readMany(channels.map((channel, i) => ({ channel, position: positions[i] as Position })), limit)
     } catch (err) {
       return this.fail(reply, err as Error)
     }
@@ -181,7 +185,7 @@ export class Hub {
       this.counters.aborted++
       return
     }
-    if (this.held >= this.options.maxHeldPolls) {
+    if (this.held + this.heldElsewhere() >= this.options.maxHeldPolls) {
       this.counters.rejected++
       return this.fail(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
@@ -231,14 +235,14 @@ export class Hub {
     return poll
   }
 
-  /** One read per channel of the poll, sent together (one round trip to each store node involved). */
+  /** The reads of every channel of the poll, together (one round trip to Redis, `readMany`). */
   private async readEntries (poll: HeldPoll): Promise<ReadResult[]> {
     const { entries, limit } = poll
     if (entries.length === 1) {
       const entry = entries[0] as PollEntry
       return [await this.read(entry.waiters.channel, entry.cursor ?? entry.start, limit)]
     }
-    return await Promise.all(entries.map((entry) => this.read(entry.waiters.channel, entry.cursor ?? entry.start, limit)))
+    return await this.readMany(entries.map((entry) => ({ channel: entry.waiters.channel, position: entry.cursor ?? entry.start })), limit)
   }
 
   /**
@@ -374,8 +378,22 @@ export class Hub {
   }
 
   private async read (channel: string, position: Position, limit: number): Promise<ReadResult> {
+    return await this.storeRead(async () => await this.options.store.read(channel, position, limit, Date.now()))
+  }
+
+  /** The reads of several channels, together: one `readMany` where the store has it. */
+  private async readMany (reads: ChannelRead[], limit: number): Promise<ReadResult[]> {
+    const { store } = this.options
+    const now = Date.now()
+    return await this.storeRead(async () => store.readMany !== undefined
+      ? await store.readMany(reads, limit, now)
+      : await Promise.all(reads.map(({ channel, position }) => store.read(channel, position, limit, now))))
+  }
+
+  /** A store read's outcome: a 400 (bad cursor) as it is; a failure logged once per incident, as a 503. */
+  private async storeRead<T> (reading: () => Promise<T>): Promise<T> {
     try {
-      const result = await this.options.store.read(channel, position, limit, Date.now())
+      const result = await reading()
       if (this.storeFailing) {
         this.storeFailing = false
         this.options.log.info('fastify-longpoll: the store answers again')

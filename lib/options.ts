@@ -4,14 +4,19 @@ import { MemoryStore } from './stores/memory.js'
 import { MemoryNotifier } from './notifiers/memory.js'
 import type { LongPollStore } from './stores/types.js'
 import type { LongPollNotifier } from './notifiers/types.js'
+import { MemoryQueueStore } from './queues/memory.js'
+import type { LongPollQueueStore } from './queues/types.js'
 import { normalizeMetrics, type MetricsOptions, type NormalizedMetrics } from './metrics.js'
 import { ClientLimit, type ClientKey } from './client-limit.js'
 
-export type LongPollAction = 'poll' | 'push' | 'disconnect'
+export type LongPollAction = 'poll' | 'push' | 'disconnect' | 'enqueue' | 'claim' | 'settle'
 
 export interface AuthorizeContext {
   action: LongPollAction
+  /** The channel polled, pushed or disconnected; for a queue action, the queue's name too. */
   channel: string
+  /** The queue, for `enqueue`, `claim` (also asked for `GET /queues/:queue`) and `settle` (ack, nack, extend). */
+  queue?: string
 }
 
 /** Return `true` to allow; anything else answers 403. A thrown error answers 500 (or its own statusCode). */
@@ -44,8 +49,16 @@ export interface LongPollOptions {
   retryAfter?: number
   /** What a channel name must match. Default `/^[A-Za-z0-9._:@-]{1,200}$/`. No flags. */
   channelPattern?: RegExp | string
-  /** Called before every poll, push and disconnect (sync or async). */
+  /** Called before every poll, push, disconnect and queue action (sync or async). */
   authorize?: Authorize
+  /** Where queue jobs live. Default: `new MemoryQueueStore()`. The plugin closes it on `app.close()`. */
+  queueStore?: LongPollQueueStore
+  /** Milliseconds a claimed job is the worker's alone when its claim gives no `lease`. Default 30000. */
+  lease?: number
+  /** Upper bound for a claim's or an extend's `lease`; larger values are clamped. Default 600000. */
+  maxLease?: number
+  /** Leases a job may have; one more passing (or a nack on the last) moves it to the dead letters. Default 5. */
+  maxAttempts?: number
   /**
    * Which HTTP routes to register; a route left out of a partial object stays on. Default: all on. A route
    * turned off answers 404; `app.longpoll` still does everything. E.g. `{ push: false }` for server-only publishing.
@@ -56,7 +69,7 @@ export interface LongPollOptions {
    * still online), and its notifier subscription is kept. Default 2000.
    */
   presenceWindow?: number
-  /** Milliseconds an idempotency key is remembered per channel: a repeat within it stores nothing. Default 300000. */
+  /** Milliseconds an idempotency key (a push's, or a job's de-duplicating `key`) is remembered. Default 300000. */
   idempotencyTtl?: number
   /**
    * Prometheus metrics through prom-client (an optional peer dependency: install it). `true` registers them in
@@ -103,6 +116,10 @@ export interface NormalizedOptions {
   retryAfter: number
   channelPattern: RegExp
   authorize: Authorize | null
+  queueStore: LongPollQueueStore
+  lease: number
+  maxLease: number
+  maxAttempts: number
   routes: Required<LongPollRoutes>
   idempotencyTtl: number
   presenceWindow: number
@@ -117,7 +134,8 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'presenceWindow', 'metrics', 'maxHeldPollsPerClient', 'clientKey'
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'presenceWindow', 'metrics', 'maxHeldPollsPerClient', 'clientKey',
+  'queueStore', 'lease', 'maxLease', 'maxAttempts'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
@@ -132,6 +150,10 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
   // The default hold fits under a smaller maxTimeout; only an explicit timeout above it is an error.
   const timeout = integer(options, 'timeout', Math.min(25_000, maxTimeout), 0)
   if (timeout > maxTimeout) throw new errors.InvalidOption('timeout', `must not exceed maxTimeout (${maxTimeout})`)
+  const maxLease = integer(options, 'maxLease', 600_000, 1)
+  if (maxLease > 2_147_483_647) throw new errors.InvalidOption('maxLease', `must not exceed 2147483647 (ms), got ${maxLease}`)
+  const lease = integer(options, 'lease', Math.min(30_000, maxLease), 1)
+  if (lease > maxLease) throw new errors.InvalidOption('lease', `must not exceed maxLease (${maxLease})`)
   return {
     prefix: prefix(options.prefix),
     store: implementation(options, 'store', ['append', 'read', 'delete', 'close']) ?? new MemoryStore(),
@@ -147,6 +169,10 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     retryAfter: integer(options, 'retryAfter', 1, 0),
     channelPattern: channelPattern(options.channelPattern),
     authorize: authorizeHook(options.authorize),
+    queueStore: implementation(options, 'queueStore', ['enqueue', 'claim', 'ack', 'nack', 'extend', 'counts', 'dead', 'retryDead', 'close']) ?? new MemoryQueueStore(),
+    lease,
+    maxLease,
+    maxAttempts: integer(options, 'maxAttempts', 5, 1),
     routes: routes(options.routes),
     idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
     presenceWindow: integer(options, 'presenceWindow', 2_000, 0),
@@ -170,7 +196,7 @@ function prefix (value: unknown): string {
   return value.endsWith('/') ? value.slice(0, -1) : value
 }
 
-function implementation<K extends 'store' | 'notifier'> (options: LongPollOptions, name: K, methods: string[]): LongPollOptions[K] | undefined {
+function implementation<K extends 'store' | 'notifier' | 'queueStore'> (options: LongPollOptions, name: K, methods: string[]): LongPollOptions[K] | undefined {
   const value = options[name]
   if (value === undefined) return undefined
   const missing = methods.filter((method) => typeof (value as unknown as Record<string, unknown>)?.[method] !== 'function')

@@ -5,14 +5,22 @@ import { withRetryAfter } from './answers.js'
 import { parsePositions } from './cursor.js'
 import { errors } from './errors.js'
 import { createMetrics } from './metrics.js'
-import { LongPoll, type LongPollApi, type PushOptions } from './longpoll.js'
+import { LongPoll, type LongPollApi, type LongPollStats, type PushOptions } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
+import { Queues, type QueueApi } from './queues/queues.js'
+import { queueRoutes } from './queues/routes.js'
+import type { ChannelEvent, QueueEvent } from './notifiers/types.js'
 import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pushBody, PushAnswer, pushHeaders } from './schemas.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** Server-side push, disconnect and stats of fastify-longpoll. */
-    longpoll: LongPollApi
+    /** Server-side push, disconnect, stats and queues of fastify-longpoll. */
+    longpoll: Omit<LongPollApi, 'stats'> & {
+      /** The counters of `LongPollApi.stats()`, and the claims this instance holds. */
+      stats (): LongPollStats & { heldClaims: number }
+      /** The server side of a queue: enqueue, counts, dead letters. Throws FST_LONGPOLL_BAD_QUEUE for a bad name. */
+      queue (name: string): QueueApi
+    }
   }
 }
 
@@ -27,11 +35,16 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
   fastify.addHook('onClose', async () => metrics.close())
   const longpoll = new LongPoll(options, fastify.log, metrics)
   const { hub } = longpoll
+  const queues = new Queues(options, fastify.log, () => hub.heldPolls)
+  hub.heldElsewhere = () => queues.claims.heldClaims
   held = () => hub.heldPolls
 
   await options.notifier.start({
-    event: (channel, event) => hub.event(channel, event),
-    resync: () => hub.resync(),
+    // A channel and a queue of one name are separate topics: events come back with their namespace.
+    event: (name, event, namespace) => namespace === 'queue'
+      ? queues.claims.event(name, event as QueueEvent)
+      : hub.event(name, event as ChannelEvent),
+    resync: () => { hub.resync(); queues.claims.resync() },
     log: fastify.log,
     presenceWindow: options.presenceWindow
   })
@@ -40,20 +53,24 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
     push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
     online: (channel: string) => longpoll.online(channel),
     disconnect: (channel: string) => longpoll.disconnect(channel),
-    stats: () => longpoll.stats()
+    stats: () => ({ ...longpoll.stats(), heldClaims: queues.claims.heldClaims }),
+    queue: (name: string) => queues.api(name)
   }))
 
   // Two-phase shutdown: held polls are answered first (they would hold the server open), then what the
   // plugin owns is closed.
-  fastify.addHook('preClose', async () => hub.close())
+  fastify.addHook('preClose', async () => { hub.close(); queues.claims.close() })
   fastify.addHook('onClose', async () => {
-    await Promise.all([options.store.close(), options.notifier.close()])
+    await Promise.all([options.store.close(), options.notifier.close(), options.queueStore.close()])
   })
 
   warnOpenRoutes(fastify, options)
 
   // fastify-plugin makes Fastify ignore `prefix`, so the routes live in an inner, encapsulated plugin.
-  await fastify.register(async (scope) => routes(scope, options, longpoll), { prefix: options.prefix })
+  await fastify.register(async (scope) => {
+    await routes(scope, options, longpoll)
+    if (options.routes.queues) queueRoutes(scope, options, queues)
+  }, { prefix: options.prefix })
 }
 
 async function routes (fastify: FastifyInstance, options: NormalizedOptions, longpoll: LongPoll): Promise<void> {

@@ -202,3 +202,4 @@ function sleep (ms: number, signal: AbortSignal): Promise<void> {
     signal.addEventListener('abort', done)
   })
 }
+export { LongPollWorker, type LongPollJob, type LongPollJobContext, type LongPollWorkerOperation, type LongPollWorkerOptions } from './worker.js'

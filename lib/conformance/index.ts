@@ -14,7 +14,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { EPOCH_PATTERN, formatCursor, parsePosition } from '../cursor.js'
 import type { LongPollStore, ReadResult, Retention } from '../stores/types.js'
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from '../notifiers/types.js'
+import type { ChannelEvent, LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierNamespace } from '../notifiers/types.js'
 
 /** How the suite declares a check: `test` of node:test, tap's `t.test`, vitest's `it`... */
 export type DeclareTest = (name: string, fn: () => Promise<void>) => unknown
@@ -105,6 +105,31 @@ export function storeConformance (options: StoreConformanceOptions): void {
     const { epoch, seq } = await store.append(channel, '1', now, RETENTION)
     assert.equal(epoch, first.epoch, 'messages are appended to the life the read created')
     assert.equal(seq, 1)
+  })
+
+  check('readMany (where implemented) answers, per channel and in order, what read answers', async (store) => {
+    if (store.readMany === undefined) return // optional: the plugin then sends the reads of `read` together
+    const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((what) => uniqueChannel(`many.${what}`)) as [string, string, string, string]
+    const epochA = await fill(store, a, 4)
+    const epochB = await fill(store, b, 2)
+    const now = Date.now()
+    const reads = [
+      { channel: a, position: { epoch: epochA, seq: 1 } },
+      { channel: b, position: 'oldest' as const },
+      { channel: c, position: 'latest' as const },
+      { channel: d, position: { epoch: 'otherlife', seq: 3 } }
+    ]
+    const many = await store.readMany(reads, 2, now)
+    assert.equal(many.length, 4, 'one result per read')
+    assert.deepEqual(many.slice(0, 2).map((result) => ({ epoch: result.epoch, seqs: seqs(result), seq: result.seq, gap: result.gap })), [
+      { epoch: epochA, seqs: [2, 3], seq: 3, gap: false },
+      { epoch: epochB, seqs: [1, 2], seq: 2, gap: false }
+    ], 'after the cursor, up to limit, in order')
+    assert.deepEqual({ seq: many[2]?.seq, n: many[2]?.messages.length, gap: many[2]?.gap }, { seq: 0, n: 0, gap: false }, 'a new channel\'s life, created')
+    assert.equal(many[3]?.gap, true, 'a cursor of another life is a gap')
+    const one = await store.read(c, 'latest', 2, now)
+    assert.equal(one.epoch, many[2]?.epoch, 'the life readMany created is the one read sees')
+    await rejectsWithBadCursor(store.readMany([{ channel: b, position: 'oldest' }, { channel: a, position: { epoch: epochA, seq: 99 } }], 2, now), 'readMany with a cursor past the newest message')
   })
 
   check('concurrent first reads of a channel agree on one epoch', async (store) => {
@@ -373,7 +398,7 @@ export function storeConformance (options: StoreConformanceOptions): void {
 
 interface Recorder {
   notifier: LongPollNotifier
-  events: Array<{ channel: string, event: ChannelEvent }>
+  events: Array<{ channel: string, event: NotifierEvent, namespace: NotifierNamespace }>
   resyncs: number
 }
 
@@ -390,7 +415,7 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
         const notifier = await options.createNotifier()
         const recorder: Recorder = { notifier, events: [], resyncs: 0 }
         const handlers: NotifierHandlers = {
-          event: (channel, event) => { recorder.events.push({ channel, event }) },
+          event: (channel, event, namespace = 'channel') => { recorder.events.push({ channel, event, namespace }) },
           resync: () => { recorder.resyncs++ },
           presenceWindow
         }
@@ -415,7 +440,7 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
   }
 
   const on = (recorder: Recorder, channel: string): ChannelEvent[] =>
-    recorder.events.filter((entry) => entry.channel === channel).map((entry) => entry.event)
+    recorder.events.filter((entry) => entry.channel === channel && entry.namespace === 'channel').map((entry) => entry.event as ChannelEvent)
 
   if (options.presence !== false) {
     const online = async (recorder: Recorder, channel: string): Promise<boolean> => {
@@ -569,3 +594,6 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
     assert.deepEqual(channels.map((channel) => (on(a, channel)[0] as { seq: number }).seq), channels.map((_, i) => i + 1))
   })
 }
+
+export { queueStoreConformance, type QueueStoreConformanceOptions } from './queue-store.js'
+export { queueNotifierConformance } from './queue-notifier.js'

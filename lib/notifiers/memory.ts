@@ -1,9 +1,14 @@
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers } from './types.js'
+import type { LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierNamespace } from './types.js'
 
-/** What a bus knows of each notifier on it: where its events go, and which channels it is subscribed to. */
+/** What a bus knows of each notifier on it: where its events go, and which topics it is subscribed to. */
 interface BusMember {
   handlers: NotifierHandlers
-  subscribed (channel: string): boolean
+  subscribed (topic: string): boolean
+}
+
+/** One key per (namespace, name): a channel "x" and a queue "x" are two topics. */
+function topic (name: string, namespace: NotifierNamespace): string {
+  return namespace === 'queue' ? `q:${name}` : name
 }
 
 /** An in-process event bus that several MemoryNotifiers (one per Fastify instance) can share. */
@@ -18,20 +23,22 @@ export class MemoryBus {
     this.members.delete(member)
   }
 
-  /** Delivers the event to every notifier on the bus; returns how many are subscribed to the channel. */
-  emit (channel: string, event: ChannelEvent): number {
+  /** Delivers the event to every notifier on the bus; returns how many are subscribed to the topic. */
+  emit (name: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): number {
+    const key = topic(name, namespace)
     let receivers = 0
     for (const member of this.members) {
-      if (member.subscribed(channel)) receivers++
-      member.handlers.event(channel, event)
+      if (member.subscribed(key)) receivers++
+      member.handlers.event(name, event, namespace)
     }
     return receivers
   }
 
-  /** How many notifiers on the bus are subscribed to the channel. */
-  receivers (channel: string): number {
+  /** How many notifiers on the bus are subscribed to the topic. */
+  receivers (name: string, namespace: NotifierNamespace = 'channel'): number {
+    const key = topic(name, namespace)
     let receivers = 0
-    for (const member of this.members) if (member.subscribed(channel)) receivers++
+    for (const member of this.members) if (member.subscribed(key)) receivers++
     return receivers
   }
 }
@@ -45,8 +52,8 @@ export interface MemoryNotifierOptions {
 export class MemoryNotifier implements LongPollNotifier {
   private readonly bus: MemoryBus
   private member: BusMember | null = null
-  /** Subscribed channels: null while subscribed, a timer while lingering for presenceWindow after unsubscribe. */
-  private readonly channels = new Map<string, NodeJS.Timeout | null>()
+  /** Subscribed topics: null while subscribed, a timer while lingering for presenceWindow after unsubscribe. */
+  private readonly topics = new Map<string, NodeJS.Timeout | null>()
   private presenceWindow = 2_000
 
   constructor (options: MemoryNotifierOptions = {}) {
@@ -55,29 +62,31 @@ export class MemoryNotifier implements LongPollNotifier {
 
   start (handlers: NotifierHandlers): void {
     this.presenceWindow = handlers.presenceWindow ?? 2_000
-    this.member = { handlers, subscribed: (channel) => this.channels.has(channel) }
+    this.member = { handlers, subscribed: (key) => this.topics.has(key) }
     this.bus.add(this.member)
   }
 
-  // Every event reaches every notifier on the bus, which ignores channels it holds no poll on (one Map lookup);
+  // Every event reaches every notifier on the bus, which ignores topics it holds nothing on (one Map lookup);
   // subscriptions only count receivers, for presence.
-  subscribe (channel: string): void {
-    const linger = this.channels.get(channel)
+  subscribe (name: string, namespace: NotifierNamespace = 'channel'): void {
+    const key = topic(name, namespace)
+    const linger = this.topics.get(key)
     if (linger != null) clearTimeout(linger)
-    this.channels.set(channel, null)
+    this.topics.set(key, null)
   }
 
-  unsubscribe (channel: string): void {
-    if (this.channels.get(channel) !== null) return // not subscribed, or already lingering
+  unsubscribe (name: string, namespace: NotifierNamespace = 'channel'): void {
+    const key = topic(name, namespace)
+    if (this.topics.get(key) !== null) return // not subscribed, or already lingering
     if (this.presenceWindow === 0) {
-      this.channels.delete(channel)
+      this.topics.delete(key)
       return
     }
-    this.channels.set(channel, setTimeout(() => this.channels.delete(channel), this.presenceWindow).unref())
+    this.topics.set(key, setTimeout(() => this.topics.delete(key), this.presenceWindow).unref())
   }
 
-  async publish (channel: string, event: ChannelEvent): Promise<number> {
-    return this.bus.emit(channel, event)
+  async publish (name: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<number> {
+    return this.bus.emit(name, event, namespace)
   }
 
   async online (channel: string): Promise<boolean> {
@@ -87,7 +96,7 @@ export class MemoryNotifier implements LongPollNotifier {
   async close (): Promise<void> {
     if (this.member !== null) this.bus.remove(this.member)
     this.member = null
-    for (const linger of this.channels.values()) if (linger !== null) clearTimeout(linger)
-    this.channels.clear()
+    for (const linger of this.topics.values()) if (linger !== null) clearTimeout(linger)
+    this.topics.clear()
   }
 }

@@ -1,8 +1,9 @@
 // Type-only: ioredis is an optional peer dependency, so this module must load without it installed.
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
-import { checkClient, checkPrefix, type RedisClient } from '../stores/redis.js'
-import type { ChannelEvent, LongPollNotifier, NotifierHandlers, NotifierLogger } from './types.js'
+import { checkClient, type RedisClient } from '../redis/client.js'
+import { channelTopic, checkPrefix, parseTopic, queueTopic } from '../redis/keys.js'
+import type { LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierLogger, NotifierNamespace } from './types.js'
 
 /** Where the notifier reports Redis trouble: `app.log` fits. */
 export type RedisNotifierLogger = NotifierLogger
@@ -44,7 +45,7 @@ const RESUBSCRIBE_BATCH = 1000
  * waits one more round trip for its SUBSCRIBE before it may read. The window costs at most one extra event per
  * push for a channel nobody polls any more (the hub drops it with one Map lookup).
  *
- * Events are a few bytes: `m:<epoch>.<seq>` or `d`; the hub reads the store itself, once for all its polls.
+ * Events are a few bytes (see encode); the hub reads the store itself, once for all its polls.
  */
 export class RedisNotifier implements LongPollNotifier {
   readonly prefix: string
@@ -113,9 +114,9 @@ export class RedisNotifier implements LongPollNotifier {
   }
 
   /** Resolves once Redis acknowledged the subscription: from then on, every event published reaches us. */
-  async subscribe (channel: string): Promise<void> {
+  async subscribe (channel: string, namespace: NotifierNamespace = 'channel'): Promise<void> {
     const subscriber = this.running()
-    const name = this.name(channel)
+    const name = this.name(channel, namespace)
     const existing = this.subscriptions.get(name)
     if (existing !== undefined) {
       if (existing.linger !== null) clearTimeout(existing.linger)
@@ -136,8 +137,8 @@ export class RedisNotifier implements LongPollNotifier {
     return subscription.ready
   }
 
-  unsubscribe (channel: string): void {
-    const name = this.name(channel)
+  unsubscribe (channel: string, namespace: NotifierNamespace = 'channel'): void {
+    const name = this.name(channel, namespace)
     const subscription = this.subscriptions.get(name)
     if (subscription === undefined || subscription.linger !== null || this.subscriber === null) return
     const drop = (): void => {
@@ -152,10 +153,10 @@ export class RedisNotifier implements LongPollNotifier {
   }
 
   /** Resolves with the number of instances that received the event: Redis's own count of subscribers. */
-  async publish (channel: string, event: ChannelEvent): Promise<number> {
+  async publish (channel: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<number> {
     this.running()
-    const payload = event.type === 'message' ? `m:${event.epoch}.${event.seq}` : 'd'
-    const name = this.name(channel)
+    const name = this.name(channel, namespace)
+    const payload = encode(event)
     // Not failed fast like the store's append: a late event is harmless (a wake-up only makes polls re-read
     // the store), and one that waits out a short reconnect in the offline queue wakes polls that would
     // otherwise sleep until their timeout.
@@ -169,7 +170,7 @@ export class RedisNotifier implements LongPollNotifier {
    */
   async online (channel: string): Promise<boolean> {
     this.running()
-    const name = this.name(channel)
+    const name = this.name(channel, 'channel')
     if (!this.sharded) {
       const reply = await this.withTimeout(this.redis.pubsub('NUMSUB', name) as Promise<unknown[]>, 'PUBSUB NUMSUB')
       return Number(reply[1]) > 0
@@ -216,9 +217,10 @@ export class RedisNotifier implements LongPollNotifier {
     return this.subscriber
   }
 
-  private name (channel: string): string {
-    // The hash tag puts a channel's events in the slot of its keys: on a Cluster, one shard carries both.
-    return `${this.prefix}{${channel}}`
+  private name (name: string, namespace: NotifierNamespace): string {
+    // The hash tag puts a channel's (or a queue's) events in the slot of its keys: on a Cluster, one shard
+    // carries both. A queue's topic is `<prefix>q:{Q}`, a channel's `<prefix>{C}`: never the same.
+    return namespace === 'queue' ? queueTopic(this.prefix, name) : channelTopic(this.prefix, name)
   }
 
   /**
@@ -247,19 +249,13 @@ export class RedisNotifier implements LongPollNotifier {
   }
 
   private onMessage (name: string, payload: string): void {
-    if (this.handlers === null || !name.startsWith(this.prefix) || name.length < this.prefix.length + 2) return
-    const channel = name.slice(this.prefix.length + 1, -1)
-    let event: ChannelEvent
-    if (payload === 'd') {
-      event = { type: 'disconnect' }
-    } else {
-      const dot = payload.lastIndexOf('.')
-      if (!payload.startsWith('m:') || dot < 0) return
-      event = { type: 'message', epoch: payload.slice(2, dot), seq: Number(payload.slice(dot + 1)) }
-    }
+    const topic = this.handlers === null ? null : parseTopic(this.prefix, name)
+    const event = topic === null ? null : decode(payload)
+    if (topic === null || event === null || this.handlers === null) return
+    const channel = topic.name
     // We are called from ioredis's socket handler: a throw here would be an uncaught exception.
     try {
-      this.handlers.event(channel, event)
+      this.handlers.event(channel, event, topic.namespace)
     } catch (err) {
       this.log.error({ err, channel }, 'fastify-longpoll: a notifier event handler threw')
     }
@@ -303,6 +299,30 @@ export class RedisNotifier implements LongPollNotifier {
       this.onError(err as Error)
     })
   }
+}
+
+/** Events are a few bytes: `m:<epoch>.<seq>`, `d` (channels); `j:<count>`, `t:<ms>` (queues). */
+function encode (event: NotifierEvent): string {
+  switch (event.type) {
+    case 'message': return `m:${event.epoch}.${event.seq}`
+    case 'disconnect': return 'd'
+    case 'jobs': return `j:${event.count}`
+    case 'due': return `t:${event.in}`
+  }
+}
+
+function decode (payload: string): NotifierEvent | null {
+  if (payload === 'd') return { type: 'disconnect' }
+  const value = payload.slice(2)
+  if (payload.startsWith('m:')) {
+    const dot = value.lastIndexOf('.')
+    return dot < 0 ? null : { type: 'message', epoch: value.slice(0, dot), seq: Number(value.slice(dot + 1)) }
+  }
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 0) return null
+  if (payload.startsWith('j:')) return { type: 'jobs', count: n }
+  if (payload.startsWith('t:')) return { type: 'due', in: n }
+  return null
 }
 
 function nonNegative (value: number, name: string): number {

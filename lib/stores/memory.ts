@@ -1,6 +1,6 @@
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
-import type { AppendResult, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -90,6 +90,14 @@ export class MemoryStore implements LongPollStore {
   }
 
   async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
+    return this.readNow(channel, position, limit, now)
+  }
+
+  async readMany (reads: ChannelRead[], limit: number, now: number): Promise<ReadResult[]> {
+    return reads.map(({ channel, position }) => this.readNow(channel, position, limit, now))
+  }
+
+  private readNow (channel: string, position: Position, limit: number, now: number): ReadResult {
     const state = this.channelFor(channel, now)
     this.prune(state, now)
     const { epoch, lastSeq, messages, head } = state

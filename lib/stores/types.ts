@@ -50,6 +50,12 @@ export interface ReadResult {
   gap: boolean
 }
 
+/** One channel's read within `readMany`. */
+export interface ChannelRead {
+  channel: string
+  position: Position
+}
+
 /**
  * Where messages live. Implementations must make `append` atomic (concurrent appends, from any number of
  * processes, get distinct increasing seqs and none is lost) and `read` consistent with every append that has
@@ -69,6 +75,12 @@ export interface LongPollStore {
    * the newest message throws FST_LONGPOLL_BAD_CURSOR.
    */
   read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult>
+  /**
+   * Optional: the reads of a poll of several channels at once, with `read`'s semantics for each, answered in
+   * order (one round trip where the backend allows it). Rejects as `read` would if any read fails. Without it,
+   * the plugin sends the reads of `read` together.
+   */
+  readMany? (reads: ChannelRead[], limit: number, now: number): Promise<ReadResult[]>
   /** Deletes the channel and its messages; its next life has a new epoch. */
   delete (channel: string): Promise<void>
   /** Releases what the store owns (timers, connections it created). Called by the plugin on `app.close()`. */

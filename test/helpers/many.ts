@@ -16,26 +16,38 @@ export type MakeSetup = (t: Test, options?: LongPollOptions) => Promise<ManySetu
 
 /** Counts a store's reads and the most that were in flight at once. */
 export class ReadWatch {
+  /** Channels read. */
   total = 0
+  /** Calls of `readMany`. */
+  calls = 0
   inFlight = 0
   maxInFlight = 0
   reset (): void {
     this.total = 0
+    this.calls = 0
     this.maxInFlight = 0
   }
 }
 
-/** The same store, with its reads counted: for the "one read per group" and "reads go out together" checks. */
+/** The same store, with its channel reads counted (through `read` and `readMany`): for the "one read per group" and "reads go out together" checks. */
 export function watchReads (store: LongPollStore, watch: ReadWatch): LongPollStore {
-  const read = store.read.bind(store)
-  store.read = async (...args) => {
-    watch.total++
-    watch.inFlight++
+  const counted = async <T>(channels: number, reading: Promise<T>): Promise<T> => {
+    watch.total += channels
+    watch.inFlight += channels
     watch.maxInFlight = Math.max(watch.maxInFlight, watch.inFlight)
     try {
-      return await read(...args)
+      return await reading
     } finally {
-      watch.inFlight--
+      watch.inFlight -= channels
+    }
+  }
+  const read = store.read.bind(store)
+  store.read = async (...args) => await counted(1, read(...args))
+  const readMany = store.readMany?.bind(store)
+  if (readMany !== undefined) {
+    store.readMany = async (reads, ...rest) => {
+      watch.calls++
+      return await counted(reads.length, readMany(reads, ...rest))
     }
   }
   return store
@@ -235,6 +247,7 @@ export function manyChannelSuite (t: Test, make: MakeSetup): void {
     await pollMany(pollAt.base, channels, { timeout: 0 })
     t.equal(reads.total, 5, 'one read per channel')
     t.equal(reads.maxInFlight, 5, 'all five in flight at once, not one after another')
+    t.equal(reads.calls, 1, 'in one readMany (one round trip on Redis)')
     const { body: start } = await pollMany(pollAt.base, channels, { timeout: 0, cursor: 'latest,latest,latest,latest,latest' })
     reads.reset()
     const polls = Array.from({ length: 20 }, () => pollMany(pollAt.base, channels, { timeout: 30_000, cursor: start.cursor }))
