@@ -4,7 +4,7 @@ import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
 import type { ChannelRead, LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
-import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
+import { noMetrics, REJECT_REASONS, type Metrics } from './metrics.js'
 import type { ClientLimit } from './client-limit.js'
 
 /*
@@ -106,15 +106,6 @@ export interface HubCounters {
   aborted: number
   /** Polls refused with 503 because `maxHeldPolls` was reached. */
   rejected: number
-}
-
-/** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code. */
-const REJECT_REASONS: Record<string, RejectReason | undefined> = {
-  FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
-  FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
-  FST_LONGPOLL_CLOSING: 'closing',
-  FST_LONGPOLL_STORE_UNAVAILABLE: 'unavailable',
-  FST_LONGPOLL_NOTIFIER_UNAVAILABLE: 'unavailable'
 }
 
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }

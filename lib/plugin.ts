@@ -35,7 +35,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
   fastify.addHook('onClose', async () => metrics.close())
   const longpoll = new LongPoll(options, fastify.log, metrics)
   const { hub } = longpoll
-  const queues = new Queues(options, fastify.log, () => hub.heldPolls)
+  const queues = new Queues(options, fastify.log, () => hub.heldPolls, metrics)
   hub.heldElsewhere = () => queues.claims.heldClaims
   held = () => hub.heldPolls
 

@@ -3,6 +3,8 @@ import { withRetryAfter } from '../answers.js'
 import { errors } from '../errors.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { ClaimedJob, ClaimRequest, ClaimResult, LongPollQueueStore } from './types.js'
+import { REJECT_REASONS, type Metrics } from '../metrics.js'
+import type { ClientLimit } from '../client-limit.js'
 
 const ATTEMPTING = 0 // a store claim is in flight for it
 const WAITING = 1 // held: waiting for a wake-up, the queue's due timer, or its timeout
@@ -22,6 +24,8 @@ class HeldClaim {
   /** At least one store claim answered: a timeout is then a real `timeout`, not a store failure. */
   attempted = false
   timer: NodeJS.Timeout | null = null
+  /** The key of the client-limit slot the claim holds, if there is a limit. */
+  client: string | null = null
   readonly onClose: () => void
 
   constructor (readonly waiters: QueueWaiters, readonly reply: FastifyReply, readonly request: ClaimRequest, holder: ClaimHolder) {
@@ -54,6 +58,9 @@ export interface ClaimHolderOptions {
   /** Polls held by the hub now: polls and claims share `maxHeldPolls`. */
   heldPolls: () => number
   log: FastifyBaseLogger
+  metrics?: Metrics
+  /** `maxHeldPollsPerClient`, shared with the hub; null for no limit. */
+  clientLimit?: ClientLimit | null
 }
 
 export interface ClaimCounters {
@@ -109,6 +116,7 @@ export class ClaimHolder {
     this.counters.answered++
     if (result.jobs.length === 0) this.counters.timeouts++
     this.counters.claimed += result.jobs.length
+    if (result.jobs.length > 0) this.options.metrics?.job('claimed', result.jobs.length)
     reply.code(200).headers(HEADERS).send(result.jobs.length === 0 ? TIMEOUT_BODY : okBody(result.jobs))
   }
 
@@ -123,7 +131,17 @@ export class ClaimHolder {
       this.counters.rejected++
       return this.reject(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
+    let client: string | null = null
+    const { clientLimit } = this.options
+    if (clientLimit != null) {
+      try {
+        client = clientLimit.take(reply.request)
+      } catch (err) {
+        return this.reject(reply, err as Error) // 429, or what the user's clientKey threw
+      }
+    }
     const claim = this.attach(queue, reply, request)
+    claim.client = client
     claim.timer = setTimeout(() => this.expire(claim), timeout)
     try {
       if (claim.waiters.ready !== undefined) await claim.waiters.ready
@@ -164,6 +182,8 @@ export class ClaimHolder {
 
   /** Answers a claim with an error; a 503 says when to retry. */
   reject (reply: FastifyReply, err: Error): void {
+    const reason = REJECT_REASONS[(err as { code?: string }).code ?? '']
+    if (reason !== undefined) this.options.metrics?.rejected(reason)
     reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
@@ -291,6 +311,7 @@ export class ClaimHolder {
     this.release(claim)
     this.counters.answered++
     this.counters.claimed += jobs
+    if (jobs > 0) this.options.metrics?.job('claimed', jobs)
     claim.reply.code(200).headers(HEADERS).send(body)
   }
 
@@ -304,6 +325,7 @@ export class ClaimHolder {
     if (claim.timer !== null) clearTimeout(claim.timer)
     claim.timer = null
     claim.reply.raw.removeListener('close', claim.onClose)
+    if (claim.client !== null) this.options.clientLimit?.release(claim.client)
     const { waiters } = claim
     waiters.idle.delete(claim)
     waiters.busy.delete(claim)

@@ -4,6 +4,8 @@ import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { NormalizedOptions } from '../options.js'
 import { ClaimHolder } from './claims.js'
 import type { EnqueueResult, LongPollQueueStore, NackResult, QueueCounts } from './types.js'
+import { noMetrics, type Metrics } from '../metrics.js'
+import type { ClientLimit } from '../client-limit.js'
 
 /** `Idempotency-Key`'s grammar (contract §1.5): 1–200 visible ASCII characters. */
 export const JOB_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/
@@ -41,20 +43,24 @@ export interface QueueApi {
 export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessageBytes' | 'maxAttempts' | 'idempotencyTtl' | 'maxTimeout' | 'maxHeldPolls' | 'retryAfter'> & {
   queueStore: LongPollQueueStore
   notifier: LongPollNotifier
+  /** `maxHeldPollsPerClient`, shared with the polls: claims count against a client's limit too. */
+  clientLimit?: ClientLimit | null
 }
 
 /** Enqueue, settle, counts and dead letters, shared by the routes and the decorator so both take one code path. */
 export class Queues {
   readonly claims: ClaimHolder
 
-  constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number) {
+  constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number, private readonly metrics: Metrics = noMetrics) {
     this.claims = new ClaimHolder({
       store: options.queueStore,
       notifier: options.notifier,
       maxHeldPolls: options.maxHeldPolls,
       retryAfter: options.retryAfter,
       heldPolls,
-      log
+      log,
+      metrics,
+      clientLimit: options.clientLimit ?? null
     })
   }
 
@@ -85,17 +91,24 @@ export class Queues {
     const result = await this.store('enqueue', queue, () => this.options.queueStore.enqueue(queue, json, request))
     // Stored, so the enqueue succeeded whatever happens next; a failed announcement makes the job late for
     // claims already held (their timeout, or the next announcement, finds it), never lost.
-    if (!result.duplicate) this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    if (!result.duplicate) {
+      this.metrics.job('enqueued')
+      this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
+    }
     return result
   }
 
   async ack (queue: string, receipts: string[]): Promise<number> {
-    return await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    const acked = await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
+    if (acked > 0) this.metrics.job('acked', acked)
+    return acked
   }
 
   async nack (queue: string, receipt: string, delay: number, error: string | undefined): Promise<NackResult> {
     const request = { delay, maxAttempts: this.options.maxAttempts, ...(error === undefined ? {} : { error }) }
     const where = await this.store('nack', queue, () => this.options.queueStore.nack(queue, receipt, request))
+    this.metrics.job('nacked')
+    if (where === 'dead') this.metrics.job('dead')
     if (where === 'waiting') this.announce(queue, { type: 'jobs', count: 1 })
     else if (where === 'delayed') this.announce(queue, { type: 'due', in: delay })
     return where
@@ -140,6 +153,7 @@ export class Queues {
       return await run()
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== undefined) throw err
+      this.metrics.storeError('queue')
       this.log.error({ err, queue, op }, `fastify-longpoll: the queue store failed to ${op}`)
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }

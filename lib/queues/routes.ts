@@ -51,9 +51,7 @@ export function queueRoutes (fastify: FastifyInstance, options: NormalizedOption
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { claims } = queues
 
-  if (options.authorize === null) {
-    fastify.log.warn('fastify-longpoll: the queue routes are registered without an authorize hook: anyone who can reach them can enqueue and take jobs')
-  }
+  // Registered without authorize, these routes are named in the plugin's one startup warning (plugin.ts).
 
   async function authorize (request: FastifyRequest, action: LongPollAction, queue: string): Promise<void> {
     if (options.authorize === null) return
