@@ -87,6 +87,7 @@ const SERVERS = [
   { id: 'node-http', label: 'node:http floor', kind: 'node-http', instances: 1, baseline: true },
   { id: 'fastify-map', label: 'Fastify + Map of resolvers', kind: 'fastify-map', instances: 1, baseline: true },
   { id: 'memory', label: 'fastify-longpoll, memory', kind: 'memory', instances: 1 },
+  { id: 'memory-metrics', label: 'fastify-longpoll, memory, metrics: true', kind: 'memory-metrics', instances: 1 },
   { id: 'redis-1', label: 'fastify-longpoll, Redis, 1 instance', kind: 'redis', instances: 1, redis: true },
   { id: 'redis-2', label: 'fastify-longpoll, Redis, 2 instances', kind: 'redis', instances: 2, redis: true }
 ]

@@ -2,7 +2,7 @@
 // its parent the port over IPC, and answers `stats` requests with its own process.cpuUsage() and memory, so
 // server CPU and RSS are always read from the server process, never from the client.
 //
-//   node --expose-gc bench/server.js <kind>        kind: memory | redis | node-http | fastify-map
+//   node --expose-gc bench/server.js <kind>        kind: memory | memory-metrics | redis | node-http | fastify-map
 //   env REDIS_URL for kind=redis; env BENCH_PACKAGE=DIR to load the plugin from a patched build
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
@@ -33,11 +33,11 @@ async function importPackage () {
   }
 }
 
-async function startPlugin (withRedis) {
+async function startPlugin (withRedis, extra = {}) {
   const { default: Fastify } = await import('fastify')
   const lib = await importPackage()
   const app = Fastify({ logger: false })
-  const options = {}
+  const options = { ...extra }
   const owned = []
   if (withRedis) {
     const { Redis } = await import('ioredis')
@@ -65,6 +65,8 @@ async function startPlugin (withRedis) {
 async function start () {
   switch (kind) {
     case 'memory': return startPlugin(false)
+    // The same with Prometheus metrics on (prom-client's global registry), to show what counting costs.
+    case 'memory-metrics': return startPlugin(false, { metrics: true })
     case 'redis': return startPlugin(true)
     case 'node-http': return (await import('./baselines/node-http.js')).start()
     case 'fastify-map': return (await import('./baselines/fastify-map.js')).start()

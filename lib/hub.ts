@@ -4,7 +4,7 @@ import type { Cursor, Position } from './cursor.js'
 import { errors } from './errors.js'
 import type { ChannelRead, LongPollStore, ReadResult, StoredMessage } from './stores/types.js'
 import type { ChannelEvent, LongPollNotifier } from './notifiers/types.js'
-import { noMetrics, type Metrics, type RejectReason } from './metrics.js'
+import { noMetrics, REJECT_REASONS, type Metrics } from './metrics.js'
 import type { ClientLimit } from './client-limit.js'
 
 /*
@@ -108,15 +108,6 @@ export interface HubCounters {
   rejected: number
 }
 
-/** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code. */
-export const REJECT_REASONS: Record<string, RejectReason | undefined> = {
-  FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
-  FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
-  FST_LONGPOLL_CLOSING: 'closing',
-  FST_LONGPOLL_STORE_UNAVAILABLE: 'unavailable',
-  FST_LONGPOLL_NOTIFIER_UNAVAILABLE: 'unavailable'
-}
-
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
 /** Holds polls, wakes them and answers them. */
@@ -144,6 +135,11 @@ export class Hub {
   /** Channels with at least one held poll on this instance. */
   get channelCount (): number {
     return this.channels.size
+  }
+
+  /** Whether this instance holds a poll on the channel (presence when the notifier cannot count receivers). */
+  holds (channel: string): boolean {
+    return this.channels.has(channel)
   }
 
   /** Answers at once from the store: a `timeout=0` poll. Its channels' reads go out together. */

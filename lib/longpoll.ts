@@ -8,6 +8,11 @@ import type { NormalizedOptions } from './options.js'
 export interface PushResult {
   /** The message id; also a valid cursor. For a duplicate, the id of the message the key's first push stored. */
   id: string
+  /**
+   * As the message was announced, some instance held a poll on the channel or answered one within
+   * `presenceWindow` (contract §1.5). With a notifier that cannot count receivers: this instance only.
+   */
+  online: boolean
   /** Present when the push repeated an idempotency key within `idempotencyTtl`: nothing new was stored. */
   duplicate?: true
 }
@@ -34,6 +39,8 @@ export type LongPollStats = Readonly<HubCounters> & {
 export interface LongPollApi {
   /** Stores a message on a channel and wakes its polls, on every instance. Same path as `POST /push`. */
   push (channel: string, data: unknown, options?: PushOptions): Promise<PushResult>
+  /** Whether some instance holds a poll on the channel, or answered one within `presenceWindow`. */
+  online (channel: string): Promise<boolean>
   /** Answers every poll held on the channel, on every instance, with `disconnected`, and deletes its messages. */
   disconnect (channel: string): Promise<void>
   stats (): LongPollStats
@@ -77,20 +84,46 @@ export class LongPoll implements LongPollApi {
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // A repeat: the first push stored the message and announced it; nothing more to do.
-    if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), duplicate: true }
+    if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), online: await this.presence(channel), duplicate: true }
     this.hub.counters.pushed++
     this.metrics.pushed()
     // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
-    // still see the message on their next wake-up or resync; it is never lost, only late.
-    const failed = (err: unknown): void => {
-      this.log.warn({ err, channel }, 'fastify-longpoll: the notifier failed to publish a message')
-    }
+    // still see the message on their next wake-up or resync; it is never lost, only late. The answer waits for
+    // the publish (bounded by the notifier's own timeout) because its receiver count is the presence.
+    // Local presence is taken before the event goes out: the event may answer (and release) the polls here.
+    const heldHere = this.hub.holds(channel)
+    let receivers: number | void
     try {
-      notifier.publish(channel, { type: 'message', epoch: stored.epoch, seq: stored.seq }).catch(failed)
+      receivers = await notifier.publish(channel, { type: 'message', epoch: stored.epoch, seq: stored.seq })
     } catch (err) {
-      failed(err) // a notifier that throws instead of rejecting: still a stored message, still a 200
+      // Also a notifier that throws instead of rejecting: still a stored message, still a 200.
+      this.log.warn({ err, channel }, 'fastify-longpoll: the notifier failed to publish a message')
+      return { id: formatCursor(stored.epoch, stored.seq), online: heldHere }
     }
-    return { id: formatCursor(stored.epoch, stored.seq) }
+    const online = typeof receivers === 'number' ? receivers > 0 : heldHere
+    return { id: formatCursor(stored.epoch, stored.seq), online }
+  }
+
+  /** Presence from the notifier's subscriber count, or, for a notifier without one, this instance's polls. */
+  async online (channel: string): Promise<boolean> {
+    this.checkChannel(channel)
+    const { notifier } = this.options
+    if (typeof notifier.online !== 'function') return this.hub.holds(channel)
+    try {
+      return await notifier.online(channel)
+    } catch (err) {
+      throw new errors.NotifierUnavailable((err as Error).message, { cause: err })
+    }
+  }
+
+  /** Presence for a duplicate push (nothing was announced): asked, and never failing the push. */
+  private async presence (channel: string): Promise<boolean> {
+    try {
+      return await this.online(channel)
+    } catch (err) {
+      this.log.warn({ err, channel }, 'fastify-longpoll: the notifier failed to tell presence')
+      return this.hub.holds(channel)
+    }
   }
 
   async disconnect (channel: string): Promise<void> {

@@ -22,6 +22,14 @@ export interface MetricsOptions {
 
 /** Why a poll (or a claim) was refused. */
 export type RejectReason = 'max_held_polls' | 'max_held_polls_per_client' | 'closing' | 'unavailable'
+/** Refusals counted in `longpoll_polls_rejected_total{reason}`, by error code (polls and claims alike). */
+export const REJECT_REASONS: Record<string, RejectReason | undefined> = {
+  FST_LONGPOLL_TOO_MANY_POLLS: 'max_held_polls',
+  FST_LONGPOLL_TOO_MANY_CLIENT_POLLS: 'max_held_polls_per_client',
+  FST_LONGPOLL_CLOSING: 'closing',
+  FST_LONGPOLL_STORE_UNAVAILABLE: 'unavailable',
+  FST_LONGPOLL_NOTIFIER_UNAVAILABLE: 'unavailable'
+}
 export type AnswerStatus = 'ok' | 'timeout' | 'disconnected'
 export type StoreOperation = 'append' | 'read' | 'delete' | 'queue'
 export type JobEvent = 'enqueued' | 'claimed' | 'acked' | 'nacked' | 'expired' | 'dead'

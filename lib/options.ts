@@ -64,6 +64,11 @@ export interface LongPollOptions {
    * turned off answers 404; `app.longpoll` still does everything. E.g. `{ push: false }` for server-only publishing.
    */
   routes?: LongPollRoutes
+  /**
+   * Milliseconds a channel counts as online after its last poll was answered (a client between two polls is
+   * still online), and its notifier subscription is kept. Default 2000.
+   */
+  presenceWindow?: number
   /** Milliseconds an idempotency key (a push's, or a job's de-duplicating `key`) is remembered. Default 300000. */
   idempotencyTtl?: number
   /**
@@ -117,6 +122,7 @@ export interface NormalizedOptions {
   maxAttempts: number
   routes: Required<LongPollRoutes>
   idempotencyTtl: number
+  presenceWindow: number
   metrics: NormalizedMetrics
   /** `maxHeldPollsPerClient` and `clientKey`; null without a limit. */
   clientLimit: ClientLimit | null
@@ -128,7 +134,7 @@ export const DEFAULT_CHANNEL_PATTERN = /^[A-Za-z0-9._:@-]{1,200}$/
 const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
-  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'metrics', 'maxHeldPollsPerClient', 'clientKey',
+  'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'presenceWindow', 'metrics', 'maxHeldPollsPerClient', 'clientKey',
   'queueStore', 'lease', 'maxLease', 'maxAttempts'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
@@ -169,6 +175,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     maxAttempts: integer(options, 'maxAttempts', 5, 1),
     routes: routes(options.routes),
     idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
+    presenceWindow: integer(options, 'presenceWindow', 2_000, 0),
     metrics: normalizeMetrics(options.metrics),
     clientLimit: clientLimit(options)
   }

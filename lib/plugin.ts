@@ -43,11 +43,13 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
       ? queues.claims.event(name, event as QueueEvent)
       : hub.event(name, event as ChannelEvent),
     resync: () => { hub.resync(); queues.claims.resync() },
-    log: fastify.log
+    log: fastify.log,
+    presenceWindow: options.presenceWindow
   })
 
   fastify.decorate('longpoll', Object.freeze({
     push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
+    online: (channel: string) => longpoll.online(channel),
     disconnect: (channel: string) => longpoll.disconnect(channel),
     stats: () => longpoll.stats(),
     queue: (name: string) => queues.api(name)

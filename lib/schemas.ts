@@ -53,6 +53,7 @@ export const PollAnswer = Type.Object({
 
 export const PushAnswer = Type.Object({
   id: Type.String(),
+  online: Type.Boolean({ description: 'Some instance holds a poll on the channel, or answered one within presenceWindow.' }),
   duplicate: Type.Optional(Type.Literal(true, { description: 'The Idempotency-Key repeated an earlier push: nothing new was stored; id is the first push\'s.' }))
 })
 

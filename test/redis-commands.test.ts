@@ -86,7 +86,7 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
   t.comment(`a push to 50 polls held on one instance: ${JSON.stringify(fanoutCost)}`)
   t.same(fanoutCost, oneCost, 'a fan-out to 50 polls costs exactly what a push to one poll costs: O(1) in the number of polls')
 
-  // A client that re-polls after each answer: with linger its channel stays subscribed between its polls.
+  // A client that re-polls after each answer: within presenceWindow its channel stays subscribed between its polls.
   const rounds = 20
   const repoll = async (app: RedisApp, channel: string): Promise<void> => {
     let cursor = (await poll(app.base, { channel, cursor: 'latest', timeout: 0 })).body.cursor
@@ -101,19 +101,19 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
     }
   }
   const lingering = await measure(() => repoll(b, 'cost.repoll'))
-  t.comment(`${rounds} messages to a re-polling client, linger 2000 ms: ${JSON.stringify(lingering)}`)
+  t.comment(`${rounds} messages to a re-polling client, presenceWindow 2000 ms: ${JSON.stringify(lingering)}`)
   t.equal(lingering.subscribe ?? 0, 1, 'one SUBSCRIBE for the whole conversation')
   t.equal(lingering.unsubscribe ?? 0, 0, 'no UNSUBSCRIBE between polls')
   const perMessage = total(lingering) / rounds
   t.comment(`per message delivered to a re-polling client: ${perMessage} commands (push 9, wake-up read 5, the next poll's first read 3, plus its short poll and the one SUBSCRIBE spread over ${rounds})`)
 
-  const eager = await redisApp(t, server, prefix, {}, { linger: 0 })
+  const eager = await redisApp(t, server, prefix, { presenceWindow: 0 })
   apps.push(eager)
   let noLinger = await measure(() => repoll(eager, 'cost.eager'))
   // The last UNSUBSCRIBE goes out on the notifier's own connection, which settle() cannot ping.
   for (let i = 0; i < 200 && (noLinger.unsubscribe ?? 0) < rounds; i++) noLinger = await commandstats()
-  t.comment(`the same with linger 0: ${JSON.stringify(noLinger)}`)
-  t.equal(noLinger.subscribe, rounds, 'without linger: a SUBSCRIBE per message')
+  t.comment(`the same with presenceWindow 0: ${JSON.stringify(noLinger)}`)
+  t.equal(noLinger.subscribe, rounds, 'without a presence window: a SUBSCRIBE per message')
   t.equal(noLinger.unsubscribe, rounds, 'and an UNSUBSCRIBE per message')
 })
 

@@ -38,6 +38,7 @@ async function startLongPoll ({ base, queue, workers, concurrency }) {
 async function startShortPoll ({ base, workers, sleepMs }) {
   let running = true
   const loop = async () => {
+    // eslint-disable-next-line no-unmodified-loop-condition -- stopAll() clears it from outside the loop
     while (running) {
       try {
         const response = await fetch(`${base}/next_job`)

@@ -41,6 +41,14 @@ export interface NotifierConformanceOptions {
   timeout?: number
   /** Milliseconds to wait to be reasonably sure an event that must not arrive did not. Default 100. */
   quietPeriod?: number
+  /**
+   * Check presence: `publish` resolves the number of subscribed instances, `online` tells whether there is one,
+   * and a subscription counts until `presenceWindow` after `unsubscribe`. Default true; false for a notifier
+   * without presence (the plugin then reports presence from each instance's own polls).
+   */
+  presence?: boolean
+  /** The presenceWindow the suite starts notifiers with (ms). Default 200. */
+  presenceWindow?: number
 }
 
 const RETENTION: Retention = { maxMessages: 1000, messageTtl: 3_600_000 }
@@ -398,6 +406,7 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
   const prefix = options.name === undefined ? '' : `${options.name}: `
   const timeout = options.timeout ?? 5_000
   const quietPeriod = options.quietPeriod ?? 100
+  const presenceWindow = options.presenceWindow ?? 200
 
   function check (name: string, fn: (make: () => Promise<Recorder>) => Promise<void>): void {
     options.test(`${prefix}${name}`, async () => {
@@ -407,7 +416,8 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
         const recorder: Recorder = { notifier, events: [], resyncs: 0 }
         const handlers: NotifierHandlers = {
           event: (channel, event, namespace = 'channel') => { recorder.events.push({ channel, event, namespace }) },
-          resync: () => { recorder.resyncs++ }
+          resync: () => { recorder.resyncs++ },
+          presenceWindow
         }
         made.push(recorder)
         await notifier.start(handlers)
@@ -431,6 +441,55 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
 
   const on = (recorder: Recorder, channel: string): ChannelEvent[] =>
     recorder.events.filter((entry) => entry.channel === channel && entry.namespace === 'channel').map((entry) => entry.event as ChannelEvent)
+
+  if (options.presence !== false) {
+    const online = async (recorder: Recorder, channel: string): Promise<boolean> => {
+      assert.equal(typeof recorder.notifier.online, 'function', 'online(channel) is implemented')
+      return await (recorder.notifier.online as (channel: string) => Promise<boolean>)(channel)
+    }
+
+    check('presence: publish resolves how many instances are subscribed; online tells whether any is', async (make) => {
+      const [a, b, c] = [await make(), await make(), await make()]
+      const channel = uniqueChannel('presence')
+      assert.equal(await c.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 }), 0, 'nobody subscribed')
+      assert.equal(await online(c, channel), false)
+      await a.notifier.subscribe(channel)
+      assert.equal(await c.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 2 }), 1, 'one instance subscribed')
+      await b.notifier.subscribe(channel)
+      assert.equal(await c.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 3 }), 2, 'two instances subscribed')
+      assert.equal(await a.notifier.publish(channel, { type: 'disconnect' }), 2, 'a subscribed publisher counts itself')
+      assert.equal(await online(c, channel), true, 'online, asked from an instance that is not subscribed')
+      assert.equal(await online(c, uniqueChannel('presence-other')), false, 'per channel')
+    })
+
+    check(`presence: a subscription still counts for presenceWindow (${presenceWindow} ms) after unsubscribe, then not`, async (make) => {
+      const [a, b] = [await make(), await make()]
+      const channel = uniqueChannel('presence-window')
+      await a.notifier.subscribe(channel)
+      const left = Date.now()
+      await a.notifier.unsubscribe(channel)
+      assert.equal(await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 }), 1, 'counted just after unsubscribe')
+      assert.equal(await online(b, channel), true)
+      const deadline = Date.now() + presenceWindow + timeout
+      while (await online(b, channel)) {
+        if (Date.now() > deadline) throw new assert.AssertionError({ message: `still online ${timeout} ms after presenceWindow` })
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      assert.ok(Date.now() - left >= presenceWindow * 0.9, `online for ${Date.now() - left} ms, at least about presenceWindow`)
+      assert.equal(await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 2 }), 0, 'no receiver once the window passed')
+    })
+
+    check('presence: subscribing again within presenceWindow keeps the subscription', async (make) => {
+      const [a, b] = [await make(), await make()]
+      const channel = uniqueChannel('presence-again')
+      await a.notifier.subscribe(channel)
+      await a.notifier.unsubscribe(channel)
+      await a.notifier.subscribe(channel)
+      await new Promise((resolve) => setTimeout(resolve, presenceWindow * 2))
+      assert.equal(await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 }), 1)
+      await until(() => on(a, channel).length === 1, 'the event')
+    })
+  }
 
   check('an event published after subscribe resolved is delivered, once, with its fields', async (make) => {
     const a = await make()

@@ -17,11 +17,6 @@ export interface RedisNotifierOptions {
   redis: RedisClient
   /** Prefix of the pub/sub channels; use the same as the store's. Default `longpoll:`. */
   prefix?: string
-  /**
-   * Milliseconds a channel stays subscribed after its last poll leaves (default 2000), so that a client that
-   * re-polls right after each answer costs no SUBSCRIBE/UNSUBSCRIBE per message. 0 unsubscribes at once.
-   */
-  linger?: number
   /** Milliseconds `publish` may take before it rejects (default 5000); the event may still be delivered later. */
   commandTimeout?: number
   /** Reports connection loss and recovery, once per incident. Default: the app's logger (`app.log`). */
@@ -31,7 +26,7 @@ export interface RedisNotifierOptions {
 interface Subscription {
   /** Resolves once Redis acknowledged the SUBSCRIBE. */
   ready: Promise<void>
-  /** Set while the channel has no poll left and waits to be unsubscribed. */
+  /** Set while the channel has no poll left and waits `presenceWindow` to be unsubscribed. */
   linger: NodeJS.Timeout | null
 }
 
@@ -40,19 +35,23 @@ const silent: RedisNotifierLogger = { error () {}, warn () {}, info () {} }
 const RESUBSCRIBE_BATCH = 1000
 
 /*
- * Why linger: a client that re-polls after every answer leaves its channel with no poll for about one round
- * trip per message. Without linger that costs an UNSUBSCRIBE and a SUBSCRIBE per message per instance — twice
- * the commands of the append itself (test/redis-commands.test.ts measures 1 EVALSHA + 1 PUBLISH per push) —
- * and the next poll waits one more round trip for its SUBSCRIBE before it may read. Two seconds of linger
- * covers the re-poll gap of any client that is not backing off, and costs at most one extra event per push
- * for a channel nobody polls any more (the hub drops it with one Map lookup).
+ * Why a channel stays subscribed for the plugin's `presenceWindow` (default 2000 ms) after its last poll
+ * leaves: (1) presence — Redis's own subscriber count (the reply of PUBLISH/SPUBLISH, PUBSUB NUMSUB/SHARDNUMSUB)
+ * is the number of instances holding a poll on the channel or having answered one within the window, so a
+ * push learns whether its receiver is online without a round trip per held poll; (2) cost — a client that
+ * re-polls after every answer leaves its channel with no poll for about one round trip per message; without
+ * the window that costs an UNSUBSCRIBE and a SUBSCRIBE per message per instance — twice the commands of the
+ * append itself (test/redis-commands.test.ts measures 1 EVALSHA + 1 PUBLISH per push) — and the next poll
+ * waits one more round trip for its SUBSCRIBE before it may read. The window costs at most one extra event per
+ * push for a channel nobody polls any more (the hub drops it with one Map lookup).
  *
  * Events are a few bytes (see encode); the hub reads the store itself, once for all its polls.
  */
 export class RedisNotifier implements LongPollNotifier {
   readonly prefix: string
   private readonly redis: Redis | Cluster
-  private readonly linger: number
+  /** The plugin's presenceWindow, given at start(). */
+  private presenceWindow = 2_000
   private readonly commandTimeout: number
   private log: RedisNotifierLogger
   private readonly configuredLog: RedisNotifierLogger | undefined
@@ -74,7 +73,8 @@ export class RedisNotifier implements LongPollNotifier {
     checkClient(options.redis, 'RedisNotifier')
     this.redis = options.redis as Redis | Cluster
     this.prefix = checkPrefix(options.prefix)
-    this.linger = nonNegative(options.linger ?? 2_000, 'linger')
+    // `linger` became the plugin's `presenceWindow`: say so instead of ignoring it.
+    if ((options as { linger?: unknown }).linger !== undefined) throw new errors.InvalidOption('linger', 'is now the plugin option presenceWindow')
     this.commandTimeout = nonNegative(options.commandTimeout ?? 5_000, 'commandTimeout')
     this.configuredLog = options.log
     this.log = options.log ?? silent
@@ -84,6 +84,7 @@ export class RedisNotifier implements LongPollNotifier {
   start (handlers: NotifierHandlers): void {
     if (this.subscriber !== null) throw new Error('RedisNotifier.start() was called twice: use one notifier per app')
     this.handlers = handlers
+    this.presenceWindow = nonNegative(handlers.presenceWindow ?? 2_000, 'presenceWindow')
     this.log = this.configuredLog ?? handlers.log ?? silent
     // Our own connection, with the options this code relies on whatever the user's client says: commands
     // queue while it reconnects; a SUBSCRIBE caught in flight by a drop is re-sent, so its promise settles
@@ -147,11 +148,12 @@ export class RedisNotifier implements LongPollNotifier {
       const done = this.sharded ? (subscriber as Cluster).sunsubscribe(name) : subscriber.unsubscribe(name)
       done.catch((err: unknown) => this.onError(err as Error))
     }
-    if (this.linger === 0) return drop()
-    subscription.linger = setTimeout(drop, this.linger).unref()
+    if (this.presenceWindow === 0) return drop()
+    subscription.linger = setTimeout(drop, this.presenceWindow).unref()
   }
 
-  async publish (channel: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<void> {
+  /** Resolves with the number of instances that received the event: Redis's own count of subscribers. */
+  async publish (channel: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<number> {
     this.running()
     const name = this.name(channel, namespace)
     const payload = encode(event)
@@ -159,10 +161,29 @@ export class RedisNotifier implements LongPollNotifier {
     // the store), and one that waits out a short reconnect in the offline queue wakes polls that would
     // otherwise sleep until their timeout.
     const sent = this.sharded ? (this.redis as Cluster).spublish(name, payload) : this.redis.publish(name, payload)
+    return Number(await this.withTimeout(sent, 'publish'))
+  }
+
+  /**
+   * Whether some instance is subscribed to the channel: PUBSUB NUMSUB, or on a Cluster PUBSUB SHARDNUMSUB on
+   * every master (a query, not a hot path: only the channel's shard counts it, the others answer 0).
+   */
+  async online (channel: string): Promise<boolean> {
+    this.running()
+    const name = this.name(channel, 'channel')
+    if (!this.sharded) {
+      const reply = await this.withTimeout(this.redis.pubsub('NUMSUB', name) as Promise<unknown[]>, 'PUBSUB NUMSUB')
+      return Number(reply[1]) > 0
+    }
+    const replies = await this.withTimeout(Promise.all((this.redis as Cluster).nodes('master').map((node) => node.call('PUBSUB', 'SHARDNUMSUB', name) as Promise<unknown[]>)), 'PUBSUB SHARDNUMSUB')
+    return replies.some((reply) => Number(reply[1]) > 0)
+  }
+
+  private async withTimeout<T> (promise: Promise<T>, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([sent, new Promise<never>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer the publish within ${this.commandTimeout} ms`)), this.commandTimeout)
+      return await Promise.race([promise, new Promise<never>((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not answer the ${what} within ${this.commandTimeout} ms`)), this.commandTimeout)
       })])
     } finally {
       clearTimeout(timer)

@@ -35,6 +35,11 @@ export interface NotifierHandlers {
   resync (): void
   /** The app's logger (`app.log`), for notifiers that report broker trouble. */
   log?: NotifierLogger
+  /**
+   * The plugin's `presenceWindow` (ms): keep a channel subscribed this long after `unsubscribe`, so that a client
+   * between two polls still counts as a receiver (and re-polling costs no SUBSCRIBE/UNSUBSCRIBE). Default 2000.
+   */
+  presenceWindow?: number
 }
 
 /** The subset of a pino logger a notifier may use. */
@@ -48,6 +53,11 @@ export interface NotifierLogger {
  * What wakes held polls and held claims. The plugin subscribes a channel when its first poll is held and
  * unsubscribes it after the last one leaves (and a queue likewise for claims); events reach `handlers.event`
  * once per process however many polls or claims it holds. Names are namespaced (see NotifierNamespace).
+ *
+ * Presence (`online` in push answers, `app.longpoll.online`): a notifier that knows how many instances are
+ * subscribed to a channel — a broker's own subscriber count — resolves `publish` with it and may implement
+ * `online`. A subscription counts from the moment `subscribe` resolved until `presenceWindow` ms after
+ * `unsubscribe`. A notifier that resolves `publish` with nothing gets presence from this instance alone.
  */
 export interface LongPollNotifier {
   /** Called once, at registration, before any other method. */
@@ -58,8 +68,13 @@ export interface LongPollNotifier {
    */
   subscribe (name: string, namespace?: NotifierNamespace): Promise<void> | void
   unsubscribe (name: string, namespace?: NotifierNamespace): Promise<void> | void
-  /** Channel events are published in `'channel'` (the default), queue events in `'queue'`. */
-  publish (name: string, event: NotifierEvent, namespace?: NotifierNamespace): Promise<void>
+  /**
+   * Channel events are published in `'channel'` (the default), queue events in `'queue'`. Resolves once sent:
+   * with the number of instances subscribed to the topic that receive it, if the notifier knows (presence).
+   */
+  publish (name: string, event: NotifierEvent, namespace?: NotifierNamespace): Promise<number | void>
+  /** Whether some instance is subscribed to the channel now (held polls, or within `presenceWindow`). Optional. */
+  online? (channel: string): Promise<boolean>
   /** Releases what the notifier owns. Called by the plugin on `app.close()`. */
   close (): Promise<void>
 }

@@ -103,3 +103,13 @@ describe('operations options', () => {
     expect<string>().type.not.toBeAssignableTo<LongPollErrorCode>()
   })
 })
+
+describe('presence', () => {
+  test('push answers online; online(channel) is a Promise<boolean>; publish may resolve a receiver count', () => {
+    const app = Fastify()
+    expect<PushResult['online']>().type.toBe<boolean>()
+    expect(app.longpoll.online('a')).type.toBe<Promise<boolean>>()
+    expect(app.register(longpoll, { presenceWindow: 2_000, maxHeldPollsPerClient: 20, clientKey: (request) => request.ip })).type.not.toRaiseError()
+    expect<ReturnType<LongPollNotifier['publish']>>().type.toBe<Promise<number | void>>()
+  })
+})

@@ -1,0 +1,26 @@
+// maxHeldPollsPerClient on Redis instances (contract §4): counted per instance, so one client behind a load
+// balancer may hold the limit on each instance; the 429 carries Retry-After.
+import t from 'tap'
+import { heldPolls, poll } from './helpers/app.js'
+import { redisApp, runPrefix, startRedis } from './helpers/redis.js'
+
+t.test('Redis', async (t) => {
+  const server = await startRedis(t)
+  const prefix = runPrefix()
+  const a = await redisApp(t, server, prefix, { maxHeldPollsPerClient: 1 })
+  const b = await redisApp(t, server, prefix, { maxHeldPollsPerClient: 1 })
+  const onA = poll(a.base, { channel: 'limit.a', cursor: 'latest', timeout: 20_000 })
+  const onB = poll(b.base, { channel: 'limit.a', cursor: 'latest', timeout: 20_000 })
+  await heldPolls(a.app, 1)
+  await heldPolls(b.app, 1)
+  const refused = await poll(a.base, { channel: 'limit.b', timeout: 20_000 })
+  t.equal(refused.status, 429)
+  t.equal(refused.body.code, 'FST_LONGPOLL_TOO_MANY_CLIENT_POLLS')
+  t.equal(refused.headers.get('retry-after'), '1')
+  await a.app.longpoll.push('limit.a', 'both')
+  t.same([(await onA).body.status, (await onB).body.status], ['ok', 'ok'], 'one poll held on each instance')
+  const again = poll(a.base, { channel: 'limit.b', cursor: 'latest', timeout: 20_000 })
+  await heldPolls(a.app, 1)
+  await b.app.longpoll.push('limit.b', 'released')
+  t.equal((await again).status, 200, 'the answered poll released its slot')
+})
