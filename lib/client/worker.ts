@@ -1,9 +1,6 @@
 // LongPollWorker: takes jobs from a work queue (contract §3) over plain HTTP, through held claims. For browsers
 // and Node (global fetch); no Node-only import may appear here.
-//
-// index.ts re-exports this module and this module imports two things from index.ts: a cycle that is safe
-// because both are used only when a request is answered, long after both modules have been evaluated (in ESM
-// and in the CommonJS build alike), never while a module is being evaluated.
+// index.ts re-exports it; it takes the error type and Retry-After parsing from poll.js, as the client does.
 import { LongPollClientError, parseRetryAfter } from './poll.js'
 import { backoffDelay, sleep } from './backoff.js'
 
