@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { formatCursor } from './cursor.js'
+import { encodeData, IDEMPOTENCY_KEY_PATTERN } from './data.js'
 import { errors } from './errors.js'
 import { Hub, type HubCounters } from './hub.js'
 import { noMetrics, type Metrics } from './metrics.js'
@@ -64,15 +65,7 @@ export class LongPoll implements LongPollApi {
   async push (channel: string, data: unknown, options?: PushOptions): Promise<PushResult> {
     this.checkChannel(channel)
     const key = idempotencyKey(options?.key)
-    let json: string | undefined
-    try {
-      json = JSON.stringify(data)
-    } catch (err) {
-      throw new errors.BadData((err as Error).message)
-    }
-    if (json === undefined) throw new errors.MissingData()
-    const bytes = Buffer.byteLength(json)
-    if (bytes > this.options.maxMessageBytes) throw new errors.MessageTooLarge(bytes, this.options.maxMessageBytes)
+    const json = encodeData(data, this.options.maxMessageBytes)
     const { store, notifier, maxMessages, messageTtl } = this.options
     let stored
     try {
@@ -150,11 +143,9 @@ export class LongPoll implements LongPollApi {
   }
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7E]{1,200}$/
-
 function idempotencyKey (key: unknown): string | undefined {
   if (key === undefined) return undefined
-  if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) {
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     const shown = typeof key === 'string' ? JSON.stringify(key.slice(0, 40)) + (key.length > 40 ? '…' : '') : typeof key
     throw new errors.BadIdempotencyKey(`${shown}: it must be 1-200 visible ASCII characters (%x21-7E)`)
   }

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { encodeData, IDEMPOTENCY_KEY_PATTERN } from '../data.js'
 import { errors } from '../errors.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { NormalizedOptions } from '../options.js'
@@ -7,7 +8,6 @@ import { noMetrics, type JobEvent, type Metrics } from '../metrics.js'
 import type { EnqueueResult, LongPollQueueStore, NackResult, QueueCounts } from './types.js'
 
 /** `Idempotency-Key`'s grammar (contract §1.5): 1–200 visible ASCII characters. */
-export const JOB_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/
 
 export interface EnqueueOptions {
   /** Milliseconds before the job may be claimed. Default 0. */
@@ -74,18 +74,10 @@ export class Queues {
     this.checkQueue(queue)
     const delay = options.delay ?? 0
     if (!Number.isSafeInteger(delay) || delay < 0 || delay > 2_147_483_647) throw new errors.BadJobOption('delay', 'must be an integer of milliseconds, 0 to 2147483647')
-    if (options.key !== undefined && (typeof options.key !== 'string' || !JOB_KEY_PATTERN.test(options.key))) {
+    if (options.key !== undefined && (typeof options.key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(options.key))) {
       throw new errors.BadJobOption('key', '1 to 200 visible ASCII characters')
     }
-    let json: string | undefined
-    try {
-      json = JSON.stringify(data)
-    } catch (err) {
-      throw new errors.BadData((err as Error).message)
-    }
-    if (json === undefined) throw new errors.MissingData()
-    const bytes = Buffer.byteLength(json)
-    if (bytes > this.options.maxMessageBytes) throw new errors.MessageTooLarge(bytes, this.options.maxMessageBytes)
+    const json = encodeData(data, this.options.maxMessageBytes)
     const request = { delay, keyTtl: this.options.idempotencyTtl, ...(options.key === undefined ? {} : { key: options.key }) }
     const result = await this.store('enqueue', queue, () => this.options.queueStore.enqueue(queue, json, request))
     // Stored, so the enqueue succeeded whatever happens next; a failed announcement makes the job late for

@@ -4,7 +4,8 @@ import { withRetryAfter } from '../answers.js'
 import { errors } from '../errors.js'
 import type { LongPollAction, NormalizedOptions } from '../options.js'
 import { ErrorAnswer } from '../schemas.js'
-import { JOB_KEY_PATTERN, type Queues } from './queues.js'
+import { IDEMPOTENCY_KEY_PATTERN } from '../data.js'
+import type { Queues } from './queues.js'
 import { AckAnswer, ackBody, ClaimAnswer, claimBody, CountsAnswer, DuplicateAnswer, EnqueueAnswer, enqueueBody, ExtendAnswer, ExtendBody, NackAnswer, NackBody, QueueParams } from './schemas.js'
 
 const errorAnswers = { 400: ErrorAnswer, 403: ErrorAnswer, 409: ErrorAnswer, 413: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer }
@@ -65,7 +66,7 @@ export function queueRoutes (fastify: FastifyInstance, options: NormalizedOption
     schema: {
       summary: 'Enqueue a job',
       params: QueueParams,
-      body: enqueueBody(JOB_KEY_PATTERN),
+      body: enqueueBody(IDEMPOTENCY_KEY_PATTERN),
       response: { 201: EnqueueAnswer, 200: DuplicateAnswer, ...errorAnswers }
     }
   }, async (request, reply) => {
