@@ -36,9 +36,9 @@ async function startLongPoll ({ base, queue, workers, concurrency }) {
 }
 
 async function startShortPoll ({ base, workers, sleepMs }) {
-  let running = true
+  const state = { running: true } // stopAll() turns it off
   const loop = async () => {
-    while (running) {
+    while (state.running) {
       try {
         const response = await fetch(`${base}/next_job`)
         if (response.status === 200) {
@@ -50,12 +50,12 @@ async function startShortPoll ({ base, workers, sleepMs }) {
       } catch {
         errors++
       }
-      if (running) await sleep(sleepMs)
+      if (state.running) await sleep(sleepMs)
     }
   }
   const loops = Array.from({ length: workers }, loop)
   stopAll = async () => {
-    running = false
+    state.running = false
     await Promise.all(loops)
   }
 }
