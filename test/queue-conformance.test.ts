@@ -25,3 +25,14 @@ t.test('Redis', async (t) => {
     t.same(await redis.keys(`${prefix}q:{drain}*`), [])
   })
 })
+
+t.test('MemoryQueueStore drops a drained queue, and keeps nothing for claims on an unknown one', async (t) => {
+  const store = new MemoryQueueStore()
+  await store.claim('never', { limit: 1, lease: 1000, maxAttempts: 5 })
+  t.equal(store.size, 0, 'a claim on an unknown queue creates nothing')
+  await store.enqueue('drain', '1', { delay: 0, keyTtl: 1000 })
+  t.equal(store.size, 1)
+  const { jobs } = await store.claim('drain', { limit: 1, lease: 1000, maxAttempts: 5 })
+  await store.ack('drain', jobs.map((job) => job.receipt))
+  t.equal(store.size, 0, 'dropped once its last job is acked')
+})

@@ -313,6 +313,33 @@ t.test('503 with Retry-After: it waits at least that long between claims, then t
   t.pass('the job was taken')
 })
 
+t.test('429 past maxHeldPollsPerClient: a second worker of the same client waits its turn, then takes the job', async (t) => {
+  const { app, base } = await serve(t, { maxHeldPollsPerClient: 1, retryAfter: 1 })
+  const refusals: Array<{ error: unknown, at: number }> = []
+  const first = new LongPollWorker({ url: base, queue: 'shared', handler: () => { t.fail('the first worker gets no job') } })
+  t.teardown(() => first.stop())
+  void first.start()
+  await until(() => app.longpoll.stats().heldClaims === 1, 10_000, 'the first worker\'s claim held')
+  const handled = gate()
+  const second = new LongPollWorker({
+    url: base,
+    queue: 'shared',
+    minDelay: 10,
+    handler: () => handled.open(),
+    onError: (error) => { refusals.push({ error, at: Date.now() }) }
+  })
+  t.teardown(() => second.stop())
+  void second.start()
+  await until(() => refusals.length >= 2, 10_000, 'the second worker refused twice')
+  t.ok(refusals.every(({ error: e }) => e instanceof LongPollClientError && e.status === 429 && e.code === 'FST_LONGPOLL_TOO_MANY_CLIENT_POLLS'), 'refused with 429')
+  const gap = (refusals[1]?.at as number) - (refusals[0]?.at as number)
+  t.ok(gap >= 1000, `it waited Retry-After (1 s) before trying again, not minDelay (${gap} ms)`)
+  await first.stop() // its slot is given back
+  await app.longpoll.queue('shared').enqueue('x')
+  await handled.promise
+  t.pass('the second worker took the job once the first had gone')
+})
+
 t.test('network errors: exponential backoff with jitter, growing to maxDelay, and no job lost', async (t) => {
   const times: number[] = []
   const worker = new LongPollWorker({

@@ -36,10 +36,9 @@ async function startLongPoll ({ base, queue, workers, concurrency }) {
 }
 
 async function startShortPoll ({ base, workers, sleepMs }) {
-  let running = true
+  const state = { running: true } // stopAll() turns it off
   const loop = async () => {
-    // eslint-disable-next-line no-unmodified-loop-condition -- stopAll() clears it from outside the loop
-    while (running) {
+    while (state.running) {
       try {
         const response = await fetch(`${base}/next_job`)
         if (response.status === 200) {
@@ -51,12 +50,12 @@ async function startShortPoll ({ base, workers, sleepMs }) {
       } catch {
         errors++
       }
-      if (running) await sleep(sleepMs)
+      if (state.running) await sleep(sleepMs)
     }
   }
   const loops = Array.from({ length: workers }, loop)
   stopAll = async () => {
-    running = false
+    state.running = false
     await Promise.all(loops)
   }
 }

@@ -97,8 +97,8 @@ const MAX_ERROR_LENGTH = 1000
  * extended; what the handler resolves is acked, what it throws is nacked. Failed requests are retried with
  * exponential backoff and jitter, honouring `Retry-After`.
  *
- * `start()` resolves when the worker has stopped, and rejects if the server refuses claims for good (400,
- * 401, 403, 404: a wrong URL, queue or credentials) after settling the jobs in hand. `stop()` claims no more,
+ * `start()` resolves when the worker has stopped, and rejects if the server refuses claims for good (a 4xx
+ * other than 408 and 429: a wrong URL, queue name or credentials) after settling the jobs in hand. `stop()` claims no more,
  * aborts the held claim, and resolves once every job in hand is settled.
  */
 export class LongPollWorker<T = unknown> {
