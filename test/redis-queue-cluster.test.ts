@@ -46,7 +46,7 @@ t.test('Redis Cluster', async (t) => {
   t.test('claims held on B are woken by enqueues on A, for queues on every master; acks settle them', async (t) => {
     const held = queues.map((queue) => claim(b.base, queue, { timeout: 30_000 }))
     await until(() => heldClaims(b) === queues.length, 15_000, 'held claims')
-    for (const queue of queues) await claim(b.base, queue, { timeout: 0 }) // see queue-redis.test.ts: first claims done
+    for (const queue of queues) await claim(b.base, queue, { timeout: 0 }) // see redis-queue.test.ts: first claims done
     const started = Date.now()
     const ids = []
     for (const queue of queues) ids.push((await enqueue(a.base, queue, { queue })).body.id)
