@@ -6,6 +6,7 @@
 // the server processes over IPC, never from the client. Results: bench/results/<date>.{json,md,svg} and
 // bench/results/latest.{json,md,svg} (a --quick run writes to bench/results/tmp/ unless --out is given).
 //
+//   node bench/run.js --queues [--quick] [--out DIR]     the work-queue scenario (bench/queues/run.js)
 //   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput,multiplex]
 //                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 import { fork, spawn, execFileSync } from 'node:child_process'
@@ -23,6 +24,13 @@ import { multiplex } from './scenarios/multiplex.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
+
+// `--queues`: the work-queue scenario, which has a runner of its own (bench/queues/run.js, `npm run bench:queues`).
+if (process.argv.includes('--queues')) {
+  process.argv.splice(process.argv.indexOf('--queues'), 1)
+  await import('./queues/run.js')
+  process.exit()
+}
 
 // ---------------------------------------------------------------------------------------------- options
 const argv = process.argv.slice(2)

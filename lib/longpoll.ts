@@ -25,12 +25,14 @@ export interface PushOptions {
   key?: string
 }
 
-/** `app.longpoll.stats()`: the hub's counters and two gauges. */
+/** `app.longpoll.stats()`: the hub's counters and three gauges, for this instance. */
 export type LongPollStats = Readonly<HubCounters> & {
   /** Polls this instance holds now (including those whose first store reads are in flight). */
   readonly heldPolls: number
   /** Channels with at least one held poll on this instance. */
   readonly channels: number
+  /** Queue claims this instance holds now (they share `maxHeldPolls` with polls). */
+  readonly heldClaims: number
 }
 
 /** The decorator: `app.longpoll`. */
@@ -144,7 +146,7 @@ export class LongPoll implements LongPollApi {
   }
 
   stats (): LongPollStats {
-    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters }
+    return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
   }
 }
 

@@ -5,7 +5,7 @@ import { withRetryAfter } from './answers.js'
 import { parsePositions } from './cursor.js'
 import { errors } from './errors.js'
 import { createMetrics } from './metrics.js'
-import { LongPoll, type LongPollApi, type LongPollStats, type PushOptions } from './longpoll.js'
+import { LongPoll, type LongPollApi, type PushOptions } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
 import { Queues, type QueueApi } from './queues/queues.js'
 import { queueRoutes } from './queues/routes.js'
@@ -15,9 +15,7 @@ import { channelQuery, DisconnectAnswer, ErrorAnswer, PollAnswer, pollQuery, pus
 declare module 'fastify' {
   interface FastifyInstance {
     /** Server-side push, disconnect, stats and queues of fastify-longpoll. */
-    longpoll: Omit<LongPollApi, 'stats'> & {
-      /** The counters of `LongPollApi.stats()`, and the claims this instance holds. */
-      stats (): LongPollStats & { heldClaims: number }
+    longpoll: LongPollApi & {
       /** The server side of a queue: enqueue, counts, dead letters. Throws FST_LONGPOLL_BAD_QUEUE for a bad name. */
       queue (name: string): QueueApi
     }
@@ -53,7 +51,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
     push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
     online: (channel: string) => longpoll.online(channel),
     disconnect: (channel: string) => longpoll.disconnect(channel),
-    stats: () => ({ ...longpoll.stats(), heldClaims: queues.claims.heldClaims }),
+    stats: () => longpoll.stats(),
     queue: (name: string) => queues.api(name)
   }))
 

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { launchChromium } from './helpers/chromium.js'
+import { heldPolls } from './helpers/app.js'
 
 const root = new URL('../', import.meta.url)
 if (!existsSync(new URL('dist/esm/client/index.js', root))) {
@@ -191,4 +192,40 @@ t.test('when the server restarts on the same port, tabs reconnect and keep what 
   t.match(await bob.page.locator('#messages li.notice').allTextContents(), [/missed/])
   await state(bob, 'live')
   t.same([...alice.errors, ...bob.errors], [], 'no page errors')
+})
+
+t.test('three tabs of one browser, in two rooms, hold one poll between them; each shows its own room and whispers', async (t) => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const tab = async (room: string, nick: string): Promise<Tab> => {
+    const page = await context.newPage()
+    const errors: Error[] = []
+    page.on('pageerror', (err) => errors.push(err))
+    await page.goto(`${origin}/?room=${room}&nick=${nick}`)
+    await state({ page, context, errors }, 'live')
+    return { page, context, errors }
+  }
+  const ann = await tab('one-poll', 'ann')
+  const ben = await tab('one-poll', 'ben')
+  const cat = await tab('elsewhere', 'cat')
+  // Everyone is in the lobby's "who is here" of every tab, whatever its room.
+  for (const each of [ann, ben, cat]) {
+    await each.page.waitForFunction(() => ['ann in #one-poll', 'ben in #one-poll', 'cat in #elsewhere']
+      .every((who) => Array.from(document.querySelectorAll('#here .person')).some((p) => p.textContent === who)), null, WAIT)
+  }
+  await say(ann, 'hi ben')
+  await lastIs(ben, 'hi ben')
+  await say(cat, 'anyone elsewhere?')
+  await lastIs(cat, 'anyone elsewhere?')
+  await say(ann, '/w cat psst, cat')
+  await cat.page.waitForFunction(() => document.querySelector('#messages li.whisper .text')?.textContent === 'psst, cat', null, WAIT)
+  await ann.page.waitForFunction(() => document.querySelector('#messages li.whisper .text')?.textContent === 'psst, cat', null, WAIT)
+  await showsExactly(t, ann, ben, ['hi ben'], 'bye ann')
+  t.same(await texts(ben), ['hi ben', 'bye ann'])
+  t.same(await texts(cat), ['anyone elsewhere?'], 'cat sees only its room')
+  t.equal(await ben.page.locator('#messages li.whisper').count(), 0, 'a whisper reaches only its two ends')
+  // Not three: the tabs hold one poll between them (the poll may be between two holds just now, so wait for it).
+  await heldPolls(app, 1)
+  t.equal(app.longpoll.stats().heldPolls, 1, 'one held poll for the three tabs')
+  t.same([...ann.errors, ...ben.errors, ...cat.errors], [], 'no page errors')
 })

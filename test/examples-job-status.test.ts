@@ -87,7 +87,8 @@ t.test('the API: validated jobs, 404 for unknown ones, and only workers may clai
 
   t.equal((await app.inject({ method: 'POST', url: '/lp/queues/jobs/claim', payload: { timeout: 0 } })).statusCode, 403, 'no claim without the token')
   t.equal((await app.inject({ method: 'POST', url: '/lp/queues/jobs/jobs', headers: worker, payload: { data: {} } })).statusCode, 403, 'no HTTP enqueue, even for a worker')
-  t.equal((await app.inject({ method: 'POST', url: '/lp/push', payload: { channel, data: { state: 'done' } } })).statusCode, 403, 'no forged report through the push route')
+  t.equal((await app.inject({ method: 'POST', url: '/lp/push', payload: { channel, data: { state: 'done' } } })).statusCode, 404, 'no forged report: the push route is off')
+  t.equal((await app.inject({ method: 'DELETE', url: `/lp/disconnect?channel=${channel}` })).statusCode, 404, 'and so is disconnect')
   const report = { step: 1, state: 'done', progress: 100, attempt: 1, worker: 'w' }
   t.equal((await app.inject({ method: 'POST', url: `/jobs/${id}/progress`, payload: report })).statusCode, 403, 'no report without the token')
 

@@ -45,6 +45,8 @@ t.test('npm pack gives a tarball that ESM and CommonJS consumers can use, with t
   t.equal(esm.client, 'stopped')
   t.same(esm.many.messages.map((m: { channel: string, id: string }) => [m.channel, m.id]), [['user-42', esm.id]], 'ESM: a poll of two channels')
   t.equal(esm.many.cursor.split(',').length, 2)
+  t.same(esm.channels, ['user-42', 'room-1'], 'ESM: a client of two channels')
+  t.equal(esm.worker, 'function', 'ESM: LongPollWorker')
 
   const cjs = JSON.parse(execFileSync(process.execPath, [join(project, 'out', 'cjs.cjs')], { cwd: project, encoding: 'utf8' }))
   t.equal(cjs.same, true)
@@ -53,6 +55,7 @@ t.test('npm pack gives a tarball that ESM and CommonJS consumers can use, with t
   t.equal(cjs.registered, 'function')
   t.equal(cjs.client, 'stopped')
   t.same(cjs.many.messages.map((m: { channel: string, id: string }) => [m.channel, m.id]), [['user-42', cjs.id]], 'CommonJS: a poll of two channels')
+  t.same(cjs.channels, ['user-42', 'room-1'], 'CommonJS: a client of two channels')
 
   // @arethetypeswrong/cli: no resolution problem for node10, node16 (CJS and ESM) or bundler consumers.
   const report = JSON.parse(execFileSync(bin('attw'), [join(work, packed.filename), '--format', 'json'], { encoding: 'utf8' }).toString())

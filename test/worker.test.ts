@@ -20,7 +20,7 @@ t.test('it acks what the handler resolves: every job once, then the queue is emp
   t.teardown(() => worker.stop())
   const running = worker.start()
   t.equal(worker.start(), running, 'start() again returns the same promise')
-  await requests.waitFor('ack', 5)
+  await requests.waitForAcked(5)
   t.same(seen.map((s) => s.to).sort(), ['user-0', 'user-1', 'user-2', 'user-3', 'user-4'], 'each job handled once')
   t.ok(seen.every((s) => s.attempt === 1), 'first attempts')
   t.ok(requests.answered('ack').every((s) => s.status === 200 && s.answer.acked === 1), 'each ack answered { acked: 1 }')
@@ -71,7 +71,78 @@ t.test('concurrency is honoured: never more jobs in hand than slots, claims ask 
   for (const claim of requests.sent.filter((s) => s.operation === 'claim')) {
     t.ok(claim.body.limit >= 1 && claim.body.limit <= 3, `claim limit ${claim.body.limit} within the slots`)
   }
-  await requests.waitFor('ack', 10)
+  await requests.waitForAcked(10)
+  t.equal(requests.acked(), 10, 'ten jobs acked')
+  t.same(await queue.stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 })
+})
+
+t.test('jobs that finish together are acked together, in one request', async (t) => {
+  const { app, base } = await serve(t)
+  const queue = app.longpoll.queue('batch')
+  for (let i = 0; i < 8; i++) await queue.enqueue(i)
+  const requests = recorder()
+  const release = gate()
+  let started = 0
+  const worker = new LongPollWorker({
+    url: base,
+    queue: 'batch',
+    concurrency: 8,
+    fetch: requests.fetch,
+    async handler () {
+      started++
+      await release.promise
+    }
+  })
+  t.teardown(() => worker.stop())
+  void worker.start()
+  await until(() => started === 8, 10_000, 'eight jobs running')
+  release.open() // all eight finish in one turn
+  await requests.waitForAcked(8)
+  t.same(requests.answered('ack').map((s) => [s.status, s.body.receipts?.length, s.answer.acked]), [[200, 8, 8]], 'one ack for the eight')
+  t.same(await queue.stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 })
+})
+
+t.test('a batch with one stale receipt: every job is acked on its own, the stale one reported', async (t) => {
+  const { app, base } = await serve(t)
+  const queue = app.longpoll.queue('mixed')
+  // The extends of job "slow" are held back until a rival has taken it over, so its receipt goes stale while the
+  // worker does not know it.
+  const receipts = new Map<string, string>()
+  const takenOver = gate()
+  const requests = recorder((operation, body) => (operation === 'extend' && body.receipt === receipts.get('slow') ? takenOver.promise : undefined))
+  const errors: Array<{ operation: LongPollWorkerOperation, data?: unknown, code?: string }> = []
+  const release = gate()
+  const worker = new LongPollWorker<string>({
+    url: base,
+    queue: 'mixed',
+    concurrency: 3,
+    lease: 500,
+    fetch: requests.fetch,
+    async handler (job) {
+      receipts.set(job.data, job.receipt)
+      await release.promise
+    },
+    onError: (error, { operation, job }) => { errors.push({ operation, data: job?.data, code: (error as LongPollClientError).code }) }
+  })
+  t.teardown(() => worker.stop())
+  for (const data of ['slow', 'a', 'b']) await queue.enqueue(data)
+  void worker.start()
+  await until(() => receipts.size === 3, 10_000, 'three jobs running')
+  const rival = await (await fetch(`${base}/queues/mixed/claim`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ timeout: 10_000 })
+  })).json() as { jobs: Array<{ data: string, receipt: string }> }
+  t.match(rival.jobs, [{ data: 'slow', attempt: 2 }], 'the rival took "slow" over; "a" and "b" kept their leases')
+  release.open() // the three finish in one turn: one batch
+  await requests.waitForAcked(2)
+  await until(() => errors.some((e) => e.operation === 'ack'), 10_000, 'the stale ack reported')
+  const acks = requests.answered('ack')
+  t.same(acks.map((s) => [s.status, s.body.receipts?.length ?? 1]).sort(), [[200, 1], [200, 1], [409, 1], [409, 3]], 'the batch refused as a whole, then each job acked on its own')
+  t.same(errors.filter((e) => e.operation === 'ack'), [{ operation: 'ack', data: 'slow', code: 'FST_LONGPOLL_LEASE_LOST' }], 'only the stale one reported')
+  takenOver.open()
+  const ack = await fetch(`${base}/queues/mixed/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ receipt: rival.jobs[0]?.receipt }) })
+  t.equal(ack.status, 200, 'the rival\'s lease holds')
   t.same(await queue.stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 })
 })
 
@@ -84,7 +155,7 @@ t.test('a long job keeps its lease: extended at half of it, never handed to anot
   const worker = new LongPollWorker({
     url: base,
     queue: 'long',
-    lease: 400,
+    lease: 1000, // half a lease (500 ms) for each extend to be answered: room for a loaded machine
     fetch: requests.fetch,
     async handler () {
       calls++
@@ -98,12 +169,12 @@ t.test('a long job keeps its lease: extended at half of it, never handed to anot
   const rival = fetch(`${base}/queues/long/claim`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ timeout: 2500 })
+    body: JSON.stringify({ timeout: 4000 })
   }).then((response) => response.json())
   const extends_ = await requests.waitFor('extend', 4)
   release.open()
   await requests.waitFor('ack', 1)
-  t.ok(extends_.every((s) => s.status === 200 && s.body.lease === 400), 'each extend asked for the lease again and was granted')
+  t.ok(extends_.every((s) => s.status === 200 && s.body.lease === 1000), 'each extend asked for the lease again and was granted')
   const leaseUntil = extends_.map((s) => s.answer.leaseUntil as number)
   t.ok(leaseUntil.every((v, i) => i === 0 || v > (leaseUntil[i - 1] as number)), 'each extend moved leaseUntil on')
   t.equal(calls, 1, 'the handler ran once')
@@ -177,6 +248,21 @@ t.test('stop(): no new claim, the held claim aborted, resolves once the job in h
   t.same(await queue.stats(), { waiting: 1, delayed: 0, leased: 0, dead: 0 }, 'the job enqueued after stop() was not claimed')
   t.equal(worker.active, 0)
   await t.rejects(worker.start(), /cannot be restarted/)
+})
+
+t.test('any queue name channelPattern allows reaches its queue (encoded in the path)', async (t) => {
+  const { app, base } = await serve(t)
+  const name = `mail:eu@1.${'x'.repeat(150)}` // longer than Fastify's default maxParamLength (100)
+  const queue = app.longpoll.queue(name)
+  await queue.enqueue('hello')
+  const requests = recorder()
+  const seen: unknown[] = []
+  const worker = new LongPollWorker({ url: base, queue: name, fetch: requests.fetch, handler: (job) => { seen.push(job.data) } })
+  t.teardown(() => worker.stop())
+  void worker.start()
+  await requests.waitForAcked(1)
+  t.same(seen, ['hello'])
+  t.same(await queue.stats(), { waiting: 0, delayed: 0, leased: 0, dead: 0 })
 })
 
 t.test('stop() before start() resolves at once', async (t) => {

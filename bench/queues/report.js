@@ -51,7 +51,7 @@ export function renderMarkdown (results) {
     '',
     results.method.summary,
     '',
-    `- **sequential**: ${results.method.sequentialJobs} jobs submitted one after another (the next once the worker started the last), with ${results.method.waitingWorkers.join(' and ')} waiting workers (concurrency 1 each); the short-polling worker sleeps ${results.method.shortPollSleepMs.sequential} ms after an empty answer.`,
+    `- **sequential**: ${results.method.sequentialJobs} jobs submitted one after another (each ${results.method.sequentialGapMs} ms after the worker started the last, so that every worker is back to waiting), with ${results.method.waitingWorkers.join(' and ')} waiting workers (concurrency 1 each); the short-polling worker sleeps ${results.method.shortPollSleepMs.sequential} ms after an empty answer.`,
     `- **concurrent**: ${results.method.submitters} submitters of ${results.method.jobsPerSubmitter} jobs each, each submitting its next job once its last one started; one worker with concurrency ${results.method.concurrency}; the short-polling worker sleeps ${results.method.shortPollSleepMs.concurrent / 1000} s after an empty answer; submitting stops after ${results.method.concurrentCapMs / 1000} s.`,
     '- *queue-side CPU/job*: the server process + Redis for the HTTP workers; BullMQ\'s worker process + Redis for BullMQ (its queue logic runs in the worker). *worker CPU/job*: the worker process (for BullMQ the same figure as its share of queue-side CPU).',
     '',

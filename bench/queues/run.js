@@ -4,7 +4,7 @@
 // Two workloads, each against four systems in one run: a short-polling worker (GET /next_job, sleeping after
 // an empty answer), LongPollWorker on the plugin's MemoryQueueStore, LongPollWorker on RedisQueueStore, and a
 // BullMQ Worker on the same Redis.
-//   sequential — jobs submitted one after another, the next once the worker has started the last: pickup
+//   sequential — jobs submitted one after another, each shortly after the worker started the last: pickup
 //                latency (submit → handler starts), with 1 and with many waiting workers;
 //   concurrent — 20 submitters of 100 jobs each, each submitting its next job once its last one started: jobs/s.
 // Servers and workers run in forked processes of their own, so their CPU is read from themselves; Redis's CPU
@@ -14,6 +14,7 @@
 //   node bench/queues/run.js [--quick] [--out DIR] [--systems shortpoll,longpoll-memory,longpoll-redis,bullmq]
 import { fork, execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs'
+import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
@@ -41,6 +42,7 @@ const config = quick
   ? { sequentialJobs: 20, submitters: 5, jobsPerSubmitter: 10, waitingWorkers: [1, 5], concurrentCapMs: 15_000, warmupJobs: 10 }
   : { sequentialJobs: 100, submitters: 20, jobsPerSubmitter: 100, waitingWorkers: [1, 20], concurrentCapMs: 60_000, warmupJobs: 50 }
 config.shortPollSleepMs = { sequential: 100, concurrent: 2000 } // the sleeps the short-polling worker was measured with
+config.sequentialGapMs = 20 // sequential workload: the pause between a job's start and the next submit (not measured)
 config.concurrency = 20 // concurrent workload: one worker running up to 20 jobs at once
 config.jobTimeoutMs = 15_000 // a job not started this long after it was submitted counts as lost
 
@@ -160,10 +162,24 @@ function tracker () {
   }
 }
 
-async function postJson (url, body) {
-  const response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
-  const text = await response.text()
-  if (response.status !== 201 && response.status !== 200) throw new Error(`POST ${url} answered ${response.status}: ${text}`)
+// Raw http.request over a keep-alive agent, like the main bench's clients: the load generator's own cost
+// (fetch's is about half a millisecond a request) stays out of the pickup latency it measures.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+
+function postJson (url, body) {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json' } }, (response) => {
+      let text = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk) => { text += chunk })
+      response.on('end', () => {
+        if (response.statusCode === 201 || response.statusCode === 200) resolve()
+        else reject(new Error(`POST ${url} answered ${response.statusCode}: ${text}`))
+      })
+    })
+    request.on('error', reject)
+    request.end(JSON.stringify(body))
+  })
 }
 
 /** `submit(n)` resolves once job n is stored (the enqueue answered 2xx, or BullMQ's add resolved). */
@@ -179,12 +195,19 @@ async function submitter (system, base, queueName) {
   return { submit: (n) => postJson(url, { data: { n } }), close: async () => {} }
 }
 
-async function sequential (submit, track, numbers) {
+/**
+ * One job at a time, each submitted `sequentialGapMs` after the last one started: by then every system's worker
+ * is back to waiting (a short-polling worker asleep after its empty re-poll, a LongPollWorker's next claim held,
+ * a BullMQ worker blocked on Redis), which is what pickup latency is about. Without the gap, the next submit races
+ * the worker's own re-poll or re-claim, and what is measured is that race.
+ */
+async function sequential (submit, track, numbers, gapMs = config.sequentialGapMs) {
   let lost = 0
   for (const n of numbers) {
     track.submitted(n, now())
     await submit(n)
     if (!await track.wait(n, config.jobTimeoutMs)) lost++
+    await sleep(gapMs)
   }
   return { lost }
 }
@@ -228,8 +251,14 @@ async function measure (system, server, run) {
   await call(worker, { cmd: 'start', kind: system.worker, base: server?.base, queue: queueName, workers: run.workers, concurrency: run.concurrency, sleepMs, redisUrl: redis?.url })
   const { submit, close } = await submitter(system, server?.base, queueName)
   try {
-    // Warm-up on negative job numbers (not measured), then let every waiting worker get back to waiting.
-    await sequential(submit, track, Array.from({ length: config.warmupJobs }, (_, i) => -1 - i))
+    // Warm-up on negative job numbers (not measured), submitted at once (a short-polling worker takes them in one
+    // drain instead of one sleep each), then let every waiting worker get back to waiting.
+    const warm = Array.from({ length: config.warmupJobs }, (_, i) => -1 - i)
+    for (const n of warm) {
+      track.submitted(n, now())
+      await submit(n)
+    }
+    await Promise.all(warm.map((n) => track.wait(n, config.jobTimeoutMs)))
     await sleep(system.worker === 'shortpoll' ? sleepMs + 100 : 300)
     if (redis !== null) await redis.client.config('RESETSTAT')
     const before = await snapshot(server, worker)
@@ -264,7 +293,7 @@ async function measure (system, server, run) {
       duplicates: measured.filter((job) => job.starts > 1).length,
       capped: outcome.capped === true ? `stopped submitting after ${config.concurrentCapMs / 1000} s` : null,
       durationS: round(elapsedMs / 1000, 3),
-      jobsPerS: round(jobs / (elapsedMs / 1000), 1),
+      jobsPerS: run.workload === 'concurrent' ? round(jobs / (elapsedMs / 1000), 1) : null, // sequential: paced by the gaps
       latencyMs: percentiles(latencies),
       serverCpuPerJobUs: perJob(serverCpuUs),
       redisCpuPerJobUs: perJob(redisUs),
@@ -276,7 +305,7 @@ async function measure (system, server, run) {
       workerErrors: after.workerErrors,
       plugin: after.plugin
     }
-    log(`${system.id} ${run.workload} (${run.workers} worker${run.workers === 1 ? '' : 's'}): ${jobs}/${measured.length} jobs, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${row.jobsPerS} jobs/s, queue-side CPU ${row.queueSideCpuPerJobUs} µs/job${commands === null ? '' : `, ${row.redisCommandsPerJob} Redis commands/job`}`)
+    log(`${system.id} ${run.workload} (${run.workers} worker${run.workers === 1 ? '' : 's'}): ${jobs}/${measured.length} jobs, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${row.jobsPerS ?? '—'} jobs/s, queue-side CPU ${row.queueSideCpuPerJobUs} µs/job${commands === null ? '' : `, ${row.redisCommandsPerJob} Redis commands/job`}`)
     return row
   } finally {
     await close()
@@ -367,5 +396,6 @@ try {
   await main()
 } finally {
   await redis?.stop()
+  agent.destroy()
   killAll()
 }

@@ -3,7 +3,7 @@
 // and, for comparison, the old way, GET /jobs/:id every 2 s. Mid-job, the worker running the job is killed
 // (SIGKILL); the other takes the job over once the lease passes, and finishes it from where it got to.
 //
-//   node examples/job-status/run.js                                 # a 20 s job, 10 reports, killed after step 4
+//   node examples/job-status/run.js                                 # a 25 s job, 10 reports, killed after step 4
 //   node examples/job-status/run.js --kill-after 0                  # nobody killed
 //   node examples/job-status/run.js --duration 60 --steps 10 --lease 10 --interval 2
 import { fork } from 'node:child_process'
@@ -19,7 +19,7 @@ const WORKER = fileURLToPath(new URL('./worker.js', import.meta.url))
  * Runs the demo once and resolves to what it measured: `{ job, longPoll, shortPoll, workers, starts,
  * pickupMs, killed, takeoverMs }`. `killAfter`: kill the worker that reported this step (0: kill nobody).
  */
-export async function run ({ durationMs = 20_000, steps = 10, leaseMs = 4_000, workers = 2, killAfter = 4, intervalMs = 2_000, log = () => {} } = {}) {
+export async function run ({ durationMs = 25_000, steps = 10, leaseMs = 4_000, workers = 2, killAfter = 4, intervalMs = 2_000, log = () => {} } = {}) {
   const token = randomBytes(16).toString('hex')
   const app = await build({ logger: false, workerToken: token, lease: leaseMs })
   const api = await app.listen({ port: 0, host: '127.0.0.1' })
@@ -185,7 +185,7 @@ export function table (result, { steps, intervalMs }) {
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values } = parseArgs({
     options: {
-      duration: { type: 'string', default: '20' },
+      duration: { type: 'string', default: '25' },
       steps: { type: 'string', default: '10' },
       lease: { type: 'string', default: '4' },
       workers: { type: 'string', default: '2' },

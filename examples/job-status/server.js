@@ -36,9 +36,11 @@ export async function build ({
     channelPattern: /^(?:job:[0-9a-f-]{36}|jobs)$/,
     lease,
     maxAttempts: 5,
+    // Progress is pushed by the progress route below, after it checked the worker's token: the plugin's own push
+    // and disconnect routes are off.
+    routes: { push: false, disconnect: false },
     // Anyone may follow a job's channel (its id is unguessable); only workers may claim and settle jobs. Jobs
-    // are enqueued by POST /jobs below (server-side, no HTTP enqueue), and progress is pushed by the progress
-    // route after it checked the worker's token, so the plugin's own push and disconnect routes refuse everyone.
+    // are enqueued by POST /jobs below (server-side): the HTTP enqueue refuses everyone.
     authorize: (request, { action }) => action === 'poll' || ((action === 'claim' || action === 'settle') && isWorker(request))
   })
 

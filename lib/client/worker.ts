@@ -1,10 +1,7 @@
 // LongPollWorker: takes jobs from a work queue (contract §3) over plain HTTP, through held claims. For browsers
 // and Node (global fetch); no Node-only import may appear here.
-//
-// index.ts re-exports this module and this module imports two things from index.ts: a cycle that is safe
-// because both are used only when a request is answered, long after both modules have been evaluated (in ESM
-// and in the CommonJS build alike), never while a module is being evaluated.
-import { LongPollClientError, parseRetryAfter } from './index.js'
+// index.ts re-exports it; it takes the error type and Retry-After parsing from poll.js, as the client does.
+import { LongPollClientError, parseRetryAfter } from './poll.js'
 import { backoffDelay, sleep } from './backoff.js'
 
 /** A job as a claim hands it out. `receipt` belongs to this lease alone; `attempt` counts from 1. */
@@ -89,6 +86,8 @@ const DEFAULT_LEASE_MS = 30_000
 const ANSWER_GRACE_MS = 15_000
 /** How long an ack, nack or extend may take before it counts as failed. */
 const REQUEST_TIMEOUT_MS = 15_000
+/** Most receipts in one ack (the server's default maxBatch; a server with a smaller one refuses, and they are acked one by one). */
+const MAX_ACK_BATCH = 100
 /** Longest error message sent with a nack. */
 const MAX_ERROR_LENGTH = 1000
 
@@ -108,8 +107,12 @@ export class LongPollWorker<T = unknown> {
   private readonly lease: number
   private readonly stopper = new AbortController()
   private readonly inHand = new Map<string, InHand<T>>()
+  /** Handlers running now: what `concurrency` bounds. */
+  private running = 0
   private readonly settling = new Set<Promise<void>>()
-  private running: Promise<void> | undefined
+  /** Acks waiting for the end of this turn of the event loop, to go in one request. */
+  private readonly acks: Array<{ receipt: string, resolve: (acked: boolean) => void }> = []
+  private loop: Promise<void> | undefined
   /** Resolves the claim loop's wait for a free slot. */
   private slotFreed: (() => void) | undefined
 
@@ -139,16 +142,16 @@ export class LongPollWorker<T = unknown> {
   /** Starts claiming; resolves when the worker has stopped (see the class). Called again while running, it returns the same promise; after a stop, it rejects. */
   start (): Promise<void> {
     if (this.stopped) return Promise.reject(new Error('LongPollWorker: stopped; a worker cannot be restarted'))
-    if (this.running !== undefined) return this.running
-    this.running = this.claimLoop()
-    return this.running
+    if (this.loop !== undefined) return this.loop
+    this.loop = this.claimLoop()
+    return this.loop
   }
 
   /** Claims no more (a held claim is aborted) and resolves once every job in hand is settled. */
   async stop (): Promise<void> {
     this.stopper.abort()
     this.slotFreed?.()
-    await this.running?.catch(() => {})
+    await this.loop?.catch(() => {})
     await this.settled()
   }
 
@@ -156,7 +159,9 @@ export class LongPollWorker<T = unknown> {
     let failures = 0
     try {
       while (!this.stopped) {
-        const free = this.concurrency - this.inHand.size
+        // A slot is free once its handler has returned: the claim for it goes out while the ack is on its way,
+        // so a busy worker does not wait a round trip per job. stop() still waits for every ack.
+        const free = this.concurrency - this.running
         if (free === 0) {
           await new Promise<void>((resolve) => { this.slotFreed = resolve })
           this.slotFreed = undefined
@@ -201,6 +206,7 @@ export class LongPollWorker<T = unknown> {
   private run (job: LongPollJob<T>): void {
     const entry: InHand<T> = { job, expires: this.expiry(job.leaseUntil), timer: undefined, lost: new AbortController(), finished: false }
     this.inHand.set(job.receipt, entry)
+    this.running++
     this.scheduleExtend(entry)
     const done = (async () => {
       let failure: { error: unknown } | undefined
@@ -212,12 +218,13 @@ export class LongPollWorker<T = unknown> {
       }
       entry.finished = true
       clearTimeout(entry.timer)
+      this.running--
+      this.slotFreed?.()
       // A lease known lost is not settled: the receipt is stale, and the ack or nack would only answer 409.
       if (!entry.lost.signal.aborted) await this.settle(entry, failure)
     })().finally(() => {
       this.inHand.delete(job.receipt)
       this.settling.delete(done)
-      this.slotFreed?.()
     })
     this.settling.add(done)
   }
@@ -231,6 +238,8 @@ export class LongPollWorker<T = unknown> {
       body.error = errorMessage(failure.error)
       const delay = this.retryDelay(job, failure.error)
       if (delay > 0) body.delay = delay
+    } else if (this.concurrency > 1 && await this.ackTogether(entry)) {
+      return
     }
     for (let failures = 0; ; failures++) {
       try {
@@ -245,6 +254,35 @@ export class LongPollWorker<T = unknown> {
         if (Date.now() + delay >= entry.expires) return
         await sleep(delay)
       }
+    }
+  }
+
+  /**
+   * Acks jobs whose handlers finished in the same turn of the event loop with one request (`{ receipts }`).
+   * Resolves true once this job's ack is answered 200. On any failure it resolves false for every job of the
+   * batch, and each is acked on its own (the server checks every receipt before it changes anything, so a
+   * failed batch acked none, and one stale receipt cannot cost the others theirs).
+   */
+  private ackTogether (entry: InHand<T>): Promise<boolean> {
+    return new Promise((resolve) => {
+      this.acks.push({ receipt: entry.job.receipt, resolve })
+      if (this.acks.length === 1) setTimeout(() => { void this.flushAcks() }, 0)
+    })
+  }
+
+  private async flushAcks (): Promise<void> {
+    const batch = this.acks.splice(0, this.acks.length)
+    for (let start = 0; start < batch.length; start += MAX_ACK_BATCH) {
+      const part = batch.slice(start, start + MAX_ACK_BATCH)
+      let ok = false
+      try {
+        const body = part.length === 1 ? { receipt: part[0]?.receipt } : { receipts: part.map((a) => a.receipt) }
+        await this.request('ack', body, REQUEST_TIMEOUT_MS)
+        ok = true
+      } catch {
+        // Each job is acked again on its own, and its failure, if it fails again, reported with it.
+      }
+      for (const ack of part) ack.resolve(ok)
     }
   }
 

@@ -1,7 +1,7 @@
 // Type-only: ioredis is an optional peer dependency, so this module must load without it installed.
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
-import { checkClient, type RedisClient } from '../redis/client.js'
+import { checkClient, withTimeout, type RedisClient } from '../redis/client.js'
 import { channelTopic, checkPrefix, parseTopic, queueTopic } from '../redis/keys.js'
 import type { LongPollNotifier, NotifierEvent, NotifierHandlers, NotifierLogger, NotifierNamespace } from './types.js'
 
@@ -161,7 +161,7 @@ export class RedisNotifier implements LongPollNotifier {
     // the store), and one that waits out a short reconnect in the offline queue wakes polls that would
     // otherwise sleep until their timeout.
     const sent = this.sharded ? (this.redis as Cluster).spublish(name, payload) : this.redis.publish(name, payload)
-    return Number(await this.withTimeout(sent, 'publish'))
+    return Number(await withTimeout(sent, this.commandTimeout, 'publish'))
   }
 
   /**
@@ -172,23 +172,13 @@ export class RedisNotifier implements LongPollNotifier {
     this.running()
     const name = this.name(channel, 'channel')
     if (!this.sharded) {
-      const reply = await this.withTimeout(this.redis.pubsub('NUMSUB', name) as Promise<unknown[]>, 'PUBSUB NUMSUB')
+      const reply = await withTimeout(this.redis.pubsub('NUMSUB', name) as Promise<unknown[]>, this.commandTimeout, 'PUBSUB NUMSUB')
       return Number(reply[1]) > 0
     }
-    const replies = await this.withTimeout(Promise.all((this.redis as Cluster).nodes('master').map((node) => node.call('PUBSUB', 'SHARDNUMSUB', name) as Promise<unknown[]>)), 'PUBSUB SHARDNUMSUB')
+    const replies = await withTimeout(Promise.all((this.redis as Cluster).nodes('master').map((node) => node.call('PUBSUB', 'SHARDNUMSUB', name) as Promise<unknown[]>)), this.commandTimeout, 'PUBSUB SHARDNUMSUB')
     return replies.some((reply) => Number(reply[1]) > 0)
   }
 
-  private async withTimeout<T> (promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([promise, new Promise<never>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer the ${what} within ${this.commandTimeout} ms`)), this.commandTimeout)
-      })])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
 
   /** Quits the subscriber connection and removes every listener; the user's client is left alone. */
   async close (): Promise<void> {

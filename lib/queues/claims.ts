@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { withRetryAfter } from '../answers.js'
+import type { ClientLimit } from '../client-limit.js'
 import { errors } from '../errors.js'
+import { REJECT_REASONS, type JobEvent, type Metrics } from '../metrics.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { ClaimedJob, ClaimRequest, ClaimResult, LongPollQueueStore } from './types.js'
-import { REJECT_REASONS, type Metrics } from '../metrics.js'
-import type { ClientLimit } from '../client-limit.js'
 
 const ATTEMPTING = 0 // a store claim is in flight for it
 const WAITING = 1 // held: waiting for a wake-up, the queue's due timer, or its timeout
@@ -24,7 +24,7 @@ class HeldClaim {
   /** At least one store claim answered: a timeout is then a real `timeout`, not a store failure. */
   attempted = false
   timer: NodeJS.Timeout | null = null
-  /** The key of the client-limit slot the claim holds, if there is a limit. */
+  /** The `maxHeldPollsPerClient` slot it holds, if that limit is on. */
   client: string | null = null
   readonly onClose: () => void
 
@@ -52,20 +52,33 @@ class QueueWaiters {
 
 export interface ClaimHolderOptions {
   store: LongPollQueueStore
+  /** Counts a job event (`JobCounters` and the `longpoll_jobs_total` metric). */
+  count: (event: JobEvent, n: number) => void
+  metrics: Metrics
+  /** `maxHeldPollsPerClient`, shared with the hub: a client's polls and claims count together. */
+  clientLimit: ClientLimit | null
   notifier: LongPollNotifier
   maxHeldPolls: number
   retryAfter: number
   /** Polls held by the hub now: polls and claims share `maxHeldPolls`. */
   heldPolls: () => number
   log: FastifyBaseLogger
-  metrics?: Metrics
-  /** `maxHeldPollsPerClient`, shared with the hub; null for no limit. */
-  clientLimit?: ClientLimit | null
+}
+
+/** What happened to jobs on this instance (contract §4's `longpoll_jobs_total{event}`). */
+export interface JobCounters {
+  enqueued: number
+  /** Jobs handed out in claim answers. */
+  claimed: number
+  acked: number
+  nacked: number
+  /** Passed leases taken back by this instance's claims (to waiting, or dead). */
+  expired: number
+  /** Jobs moved to the dead letters by this instance: out of attempts at a nack or at a lease's end. */
+  dead: number
 }
 
 export interface ClaimCounters {
-  /** Jobs handed out in claim answers. */
-  claimed: number
   answered: number
   timeouts: number
   aborted: number
@@ -95,7 +108,7 @@ export class ClaimHolder {
   private held = 0
   private closing = false
   private storeFailing = false
-  readonly counters: ClaimCounters = { claimed: 0, answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
+  readonly counters: ClaimCounters = { answered: 0, timeouts: 0, aborted: 0, rejected: 0 }
 
   constructor (private readonly options: ClaimHolderOptions) {}
 
@@ -115,8 +128,7 @@ export class ClaimHolder {
     if (reply.raw.destroyed) return this.giveBack(queue, result.jobs)
     this.counters.answered++
     if (result.jobs.length === 0) this.counters.timeouts++
-    this.counters.claimed += result.jobs.length
-    if (result.jobs.length > 0) this.options.metrics?.job('claimed', result.jobs.length)
+    this.options.count('claimed', result.jobs.length)
     reply.code(200).headers(HEADERS).send(result.jobs.length === 0 ? TIMEOUT_BODY : okBody(result.jobs))
   }
 
@@ -132,10 +144,9 @@ export class ClaimHolder {
       return this.reject(reply, new errors.TooManyPolls(this.options.maxHeldPolls))
     }
     let client: string | null = null
-    const { clientLimit } = this.options
-    if (clientLimit != null) {
+    if (this.options.clientLimit !== null) {
       try {
-        client = clientLimit.take(reply.request)
+        client = this.options.clientLimit.take(reply.request)
       } catch (err) {
         return this.reject(reply, err as Error) // 429, or what the user's clientKey threw
       }
@@ -180,10 +191,10 @@ export class ClaimHolder {
     this.release(claim)
   }
 
-  /** Answers a claim with an error; a 503 says when to retry. */
+  /** Answers a claim with an error; a 503 (or 429) says when to retry. */
   reject (reply: FastifyReply, err: Error): void {
     const reason = REJECT_REASONS[(err as { code?: string }).code ?? '']
-    if (reason !== undefined) this.options.metrics?.rejected(reason)
+    if (reason !== undefined) this.options.metrics.rejected(reason)
     reply.send(withRetryAfter(reply, err, this.options.retryAfter))
   }
 
@@ -272,12 +283,15 @@ export class ClaimHolder {
   private async claim (queue: string, request: ClaimRequest): Promise<ClaimResult> {
     try {
       const result = await this.options.store.claim(queue, request)
+      if (result.expired !== undefined && result.expired > 0) this.options.count('expired', result.expired)
+      if (result.died !== undefined && result.died > 0) this.options.count('dead', result.died)
       if (this.storeFailing) {
         this.storeFailing = false
         this.options.log.info('fastify-longpoll: the queue store answers again')
       }
       return result
     } catch (err) {
+      this.options.metrics.storeError('queue')
       if (!this.storeFailing) { // logged once per incident, not once per claim
         this.storeFailing = true
         this.options.log.error({ err }, 'fastify-longpoll: the queue store failed a claim')
@@ -310,8 +324,7 @@ export class ClaimHolder {
   private answer (claim: HeldClaim, body: string, jobs: number): void {
     this.release(claim)
     this.counters.answered++
-    this.counters.claimed += jobs
-    if (jobs > 0) this.options.metrics?.job('claimed', jobs)
+    this.options.count('claimed', jobs)
     claim.reply.code(200).headers(HEADERS).send(body)
   }
 
@@ -326,6 +339,7 @@ export class ClaimHolder {
     claim.timer = null
     claim.reply.raw.removeListener('close', claim.onClose)
     if (claim.client !== null) this.options.clientLimit?.release(claim.client)
+    claim.client = null
     const { waiters } = claim
     waiters.idle.delete(claim)
     waiters.busy.delete(claim)

@@ -131,7 +131,7 @@ export class MemoryQueueStore implements LongPollQueueStore {
     const now = this.now()
     const queue = this.queues.get(name)
     if (queue === undefined) return { jobs: [], waiting: 0, nextDueIn: null }
-    this.maintain(queue, now, request.maxAttempts)
+    const { expired, died } = this.maintain(queue, now, request.maxAttempts)
     const jobs = []
     while (jobs.length < request.limit && queue.waitingCount > 0) {
       const job = queue.waiting[queue.head++] as MemoryJob
@@ -146,7 +146,7 @@ export class MemoryQueueStore implements LongPollQueueStore {
       jobs.push({ id: job.id, json: job.json, attempt: job.attempts, receipt: job.receipt, leaseUntil: job.due, time: job.time })
     }
     this.compactWaiting(queue)
-    return { jobs, waiting: queue.waitingCount, nextDueIn: this.nextDue(queue, now) }
+    return { jobs, waiting: queue.waitingCount, nextDueIn: this.nextDue(queue, now), expired, died }
   }
 
   async ack (name: string, receipts: string[]): Promise<number> {
@@ -240,8 +240,13 @@ export class MemoryQueueStore implements LongPollQueueStore {
     return job
   }
 
-  /** Makes due delayed jobs available and takes back passed leases (to waiting, or dead when out of attempts). */
-  private maintain (queue: MemoryQueue, now: number, maxAttempts: number): void {
+  /**
+   * Makes due delayed jobs available and takes back passed leases (to waiting, or dead when out of attempts).
+   * Returns how many leases it took back, and how many of those died.
+   */
+  private maintain (queue: MemoryQueue, now: number, maxAttempts: number): { expired: number, died: number } {
+    let expired = 0
+    let died = 0
     for (let top = queue.delayed.peek(); top !== undefined && top.due <= now; top = queue.delayed.peek()) {
       queue.delayed.pop()
       if (top.job.state !== DELAYED || top.job.due !== top.due) continue
@@ -254,9 +259,15 @@ export class MemoryQueueStore implements LongPollQueueStore {
       if (job.state !== LEASED || job.due !== top.due) continue // acked, nacked, or extended since
       queue.leasedCount--
       job.receipt = null
-      if (job.attempts >= maxAttempts) this.kill(queue, job)
-      else this.makeWaiting(queue, job)
+      expired++
+      if (job.attempts >= maxAttempts) {
+        this.kill(queue, job)
+        died++
+      } else {
+        this.makeWaiting(queue, job)
+      }
     }
+    return { expired, died }
   }
 
   private makeWaiting (queue: MemoryQueue, job: MemoryJob): void {
@@ -303,6 +314,7 @@ export class MemoryQueueStore implements LongPollQueueStore {
   }
 
   private dropIfEmpty (name: string, queue: MemoryQueue): void {
+    this.expireKeys(queue, this.now())
     if (queue.jobs.size === 0 && queue.keys.size === 0) this.queues.delete(name)
   }
 }

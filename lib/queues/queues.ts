@@ -2,10 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import { errors } from '../errors.js'
 import type { LongPollNotifier, QueueEvent } from '../notifiers/types.js'
 import type { NormalizedOptions } from '../options.js'
-import { ClaimHolder } from './claims.js'
+import { ClaimHolder, type JobCounters } from './claims.js'
+import { noMetrics, type JobEvent, type Metrics } from '../metrics.js'
 import type { EnqueueResult, LongPollQueueStore, NackResult, QueueCounts } from './types.js'
-import { noMetrics, type Metrics } from '../metrics.js'
-import type { ClientLimit } from '../client-limit.js'
 
 /** `Idempotency-Key`'s grammar (contract §1.5): 1–200 visible ASCII characters. */
 export const JOB_KEY_PATTERN = /^[\x21-\x7e]{1,200}$/
@@ -40,27 +39,27 @@ export interface QueueApi {
   retryDead (): Promise<number>
 }
 
-export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessageBytes' | 'maxAttempts' | 'idempotencyTtl' | 'maxTimeout' | 'maxHeldPolls' | 'retryAfter'> & {
+export type QueueOptions = Pick<NormalizedOptions, 'channelPattern' | 'maxMessageBytes' | 'maxAttempts' | 'idempotencyTtl' | 'maxTimeout' | 'maxHeldPolls' | 'retryAfter' | 'clientLimit'> & {
   queueStore: LongPollQueueStore
   notifier: LongPollNotifier
-  /** `maxHeldPollsPerClient`, shared with the polls: claims count against a client's limit too. */
-  clientLimit?: ClientLimit | null
 }
 
 /** Enqueue, settle, counts and dead letters, shared by the routes and the decorator so both take one code path. */
 export class Queues {
   readonly claims: ClaimHolder
+  readonly jobs: JobCounters = { enqueued: 0, claimed: 0, acked: 0, nacked: 0, expired: 0, dead: 0 }
 
   constructor (readonly options: QueueOptions, private readonly log: FastifyBaseLogger, heldPolls: () => number, private readonly metrics: Metrics = noMetrics) {
     this.claims = new ClaimHolder({
+      count: (event, n) => this.count(event, n),
+      metrics,
+      clientLimit: options.clientLimit,
       store: options.queueStore,
       notifier: options.notifier,
       maxHeldPolls: options.maxHeldPolls,
       retryAfter: options.retryAfter,
       heldPolls,
-      log,
-      metrics,
-      clientLimit: options.clientLimit ?? null
+      log
     })
   }
 
@@ -92,7 +91,7 @@ export class Queues {
     // Stored, so the enqueue succeeded whatever happens next; a failed announcement makes the job late for
     // claims already held (their timeout, or the next announcement, finds it), never lost.
     if (!result.duplicate) {
-      this.metrics.job('enqueued')
+      this.count('enqueued', 1)
       this.announce(queue, delay > 0 ? { type: 'due', in: delay } : { type: 'jobs', count: 1 })
     }
     return result
@@ -100,15 +99,15 @@ export class Queues {
 
   async ack (queue: string, receipts: string[]): Promise<number> {
     const acked = await this.store('ack', queue, () => this.options.queueStore.ack(queue, receipts))
-    if (acked > 0) this.metrics.job('acked', acked)
+    this.count('acked', acked)
     return acked
   }
 
   async nack (queue: string, receipt: string, delay: number, error: string | undefined): Promise<NackResult> {
     const request = { delay, maxAttempts: this.options.maxAttempts, ...(error === undefined ? {} : { error }) }
     const where = await this.store('nack', queue, () => this.options.queueStore.nack(queue, receipt, request))
-    this.metrics.job('nacked')
-    if (where === 'dead') this.metrics.job('dead')
+    this.count('nacked', 1)
+    if (where === 'dead') this.count('dead', 1)
     if (where === 'waiting') this.announce(queue, { type: 'jobs', count: 1 })
     else if (where === 'delayed') this.announce(queue, { type: 'due', in: delay })
     return where
@@ -145,6 +144,12 @@ export class Queues {
       dead: (options?: { limit?: number }) => this.dead(queue, options?.limit),
       retryDead: () => this.retryDead(queue)
     })
+  }
+
+  /** What happened to jobs: `jobs` for tests and stats, and the `longpoll_jobs_total{event}` metric. */
+  private count (event: JobEvent, n: number): void {
+    this.jobs[event] += n
+    this.metrics.job(event, n)
   }
 
   /** Store errors become 503 (nothing changed, retry), except the store's own coded ones (409 lease lost). */

@@ -2,7 +2,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
 import { errors } from '../errors.js'
-import { checkClient, type RedisClient } from '../redis/client.js'
+import { checkClient, whenReady, withTimeout, type Connectable, type RedisClient } from '../redis/client.js'
 import { checkPrefix, queueKey, type QueuePart } from '../redis/keys.js'
 import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
 import type { ClaimedJob, ClaimRequest, ClaimResult, DeadJob, EnqueueRequest, EnqueueResult, LongPollQueueStore, NackRequest, NackResult, QueueCounts } from './types.js'
@@ -112,13 +112,13 @@ export class RedisQueueStore implements LongPollQueueStore {
     await this.connected()
     const parts = Array.from({ length: request.limit }, () => randomBytes(16).toString('base64url'))
     const reply = await this.run('claim', queue, ['waiting', 'delayed', 'leased', 'jobs', 'state', 'dead'], [request.limit, request.lease, request.maxAttempts, ...parts])
-    const [now, leaseUntil, waiting, nextDue, raw] = reply as [number, number, number, number, Array<[string, string, number, string]>]
+    const [now, leaseUntil, waiting, nextDue, raw, expired, died] = reply as [number, number, number, number, Array<[string, string, number, string]>, number, number]
     this.offset = Number(now) - Date.now()
     const jobs: ClaimedJob[] = raw.map(([id, stored, attempt, receipt]) => {
       const colon = stored.indexOf(':')
       return { id, json: stored.slice(colon + 1), time: Number(stored.slice(0, colon)), attempt: Number(attempt), receipt, leaseUntil: Number(leaseUntil) }
     })
-    return { jobs, waiting: Number(waiting), nextDueIn: Number(nextDue) === SENTINELS.NO_DUE ? null : Number(nextDue) }
+    return { jobs, waiting: Number(waiting), nextDueIn: Number(nextDue) === SENTINELS.NO_DUE ? null : Number(nextDue), expired: Number(expired), died: Number(died) }
   }
 
   async ack (queue: string, receipts: string[]): Promise<number> {
@@ -174,38 +174,17 @@ export class RedisQueueStore implements LongPollQueueStore {
       ? (dedupKey === undefined ? `${queueKey(this.prefix, queue, 'key')}:` : `${queueKey(this.prefix, queue, 'key')}:${dedupKey}`)
       : queueKey(this.prefix, queue, part))
     const call = (this.redis as unknown as Record<string, ScriptCall>)[COMMANDS[op]] as ScriptCall
-    return await this.withTimeout(call.call(this.redis, ...keys, ...args), op)
+    return await withTimeout(call.call(this.redis, ...keys, ...args), this.commandTimeout, op)
   }
 
   private async calibrate (): Promise<void> {
-    const [seconds, micros] = await this.withTimeout(this.redis.time(), 'TIME')
+    const [seconds, micros] = await withTimeout(this.redis.time(), this.commandTimeout, 'TIME')
     this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
   /** Resolves when the client is ready; before its first connection, waits for it (up to commandTimeout). */
   private async connected (): Promise<void> {
-    const { redis } = this
-    if (redis.status === 'ready') return
-    if (this.connectedOnce || redis.status === 'end' || redis.status === 'close') {
-      throw new Error(`the Redis connection is ${redis.status}`)
-    }
-    if (redis.status === 'wait') redis.connect().catch(() => {})
-    let onReady: (() => void) | undefined
-    try {
-      await this.withTimeout(new Promise<void>((resolve) => { onReady = resolve; redis.once('ready', resolve) }), 'connect')
-    } finally {
-      if (onReady !== undefined) redis.removeListener('ready', onReady)
-    }
+    await whenReady(this.redis as unknown as Connectable, this.connectedOnce, this.commandTimeout)
   }
 
-  private async withTimeout<T> (promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([promise, new Promise<never>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer the ${what} within ${this.commandTimeout} ms`)), this.commandTimeout)
-      })])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
 }

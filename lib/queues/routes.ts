@@ -51,8 +51,6 @@ export function queueRoutes (fastify: FastifyInstance, options: NormalizedOption
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
   const { claims } = queues
 
-  // Registered without authorize, these routes are named in the plugin's one startup warning (plugin.ts).
-
   async function authorize (request: FastifyRequest, action: LongPollAction, queue: string): Promise<void> {
     if (options.authorize === null) return
     if (await options.authorize(request, { action, channel: queue, queue }) !== true) throw new errors.QueueForbidden(action, queue)

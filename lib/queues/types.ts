@@ -31,6 +31,10 @@ export interface ClaimResult {
    * a lease passing — or null when there is none. A process holding claims keeps one timer for it.
    */
   nextDueIn: number | null
+  /** Passed leases this call took back (to waiting or dead), for the `expired` metric. Optional. */
+  expired?: number
+  /** Of those, how many went to the dead letters, for the `dead` metric. Optional. */
+  died?: number
 }
 
 export interface EnqueueRequest {

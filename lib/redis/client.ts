@@ -25,3 +25,42 @@ export function checkClient (redis: unknown, owner: string): void {
     throw new errors.InvalidOption(`${owner} redis`, `has ioredis keyPrefix "${keyPrefix}", which keys built inside Lua scripts bypass; pass a client without it and use the prefix option instead`)
   }
 }
+
+/** Rejects with "Redis did not answer the <what> within <ms> ms" unless `promise` settles first. */
+export async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`Redis did not answer the ${what} within ${ms} ms`)), ms)
+    })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The part of an ioredis client `whenReady` uses. */
+export interface Connectable {
+  readonly status: string
+  connect (): Promise<void>
+  once (event: 'ready', listener: () => void): unknown
+  removeListener (event: 'ready', listener: () => void): unknown
+}
+
+/**
+ * Resolves when the client is ready. Before its first connection (`connectedOnce` false) it waits for it, up to
+ * `ms`; after that, a client that is not ready fails at once, so a write is refused rather than queued in
+ * ioredis's offline queue to run after the caller was told it failed.
+ */
+export async function whenReady (redis: Connectable, connectedOnce: boolean, ms: number): Promise<void> {
+  if (redis.status === 'ready') return
+  if (connectedOnce || redis.status === 'end' || redis.status === 'close') {
+    throw new Error(`the Redis connection is ${redis.status}`)
+  }
+  if (redis.status === 'wait') redis.connect().catch(() => {}) // lazyConnect: the client's 'error' listener reports it
+  let onReady: (() => void) | undefined
+  try {
+    await withTimeout(new Promise<void>((resolve) => { onReady = resolve; redis.once('ready', resolve) }), ms, 'connect')
+  } finally {
+    if (onReady !== undefined) redis.removeListener('ready', onReady)
+  }
+}

@@ -2,7 +2,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
-import { checkClient, type RedisClient } from '../redis/client.js'
+import { checkClient, whenReady, withTimeout, type Connectable, type RedisClient } from '../redis/client.js'
 import { channelKey, checkPrefix, type ChannelPart } from '../redis/keys.js'
 import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
 import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
@@ -122,11 +122,11 @@ export class RedisStore implements LongPollStore {
     if (this.offset === null) await this.calibrate()
     const sent = Date.now()
     const deadline = this.offset === null ? 0 : sent + this.commandTimeout + this.offset
-    const [outcome, epoch, seq, servertime, firstTime] = await this.withTimeout((this.redis as unknown as Scripts).longpollAppendV2(
+    const [outcome, epoch, seq, servertime, firstTime] = await withTimeout((this.redis as unknown as Scripts).longpollAppendV2(
       this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`),
       newEpoch(), json, time, time + retention.messageTtl, retention.maxMessages,
       retention.messageTtl, retention.messageTtl + this.emptyChannelTtl, deadline, idempotency?.ttl ?? 0
-    ), 'append')
+    ), this.commandTimeout, 'append')
     this.offset = Number(servertime) - Date.now()
     if (outcome === 'late') throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
     if (outcome === 'duplicate') return { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
@@ -137,10 +137,10 @@ export class RedisStore implements LongPollStore {
   // client relies on, and a poll held across a short reconnect is answered instead of failed.
   async read (channel: string, position: Position, limit: number, now: number): Promise<ReadResult> {
     const [mode, cursor] = positionArgs(position)
-    const reply = await this.withTimeout((this.redis as unknown as Scripts).longpollReadV1(
+    const reply = await withTimeout((this.redis as unknown as Scripts).longpollReadV1(
       this.key(channel, 'meta'), this.key(channel, 'msgs'),
       newEpoch(), mode, cursor.epoch, cursor.seq, limit, now, this.emptyChannelTtl
-    ), 'read')
+    ), this.commandTimeout, 'read')
     return readResult(reply, cursor)
   }
 
@@ -155,14 +155,14 @@ export class RedisStore implements LongPollStore {
       args.push(newEpoch(), mode, cursor.epoch, cursor.seq)
       return cursor
     })
-    const replies = await this.withTimeout((this.redis as unknown as Scripts).longpollReadManyV1(keys.length, ...keys, ...args), 'read')
+    const replies = await withTimeout((this.redis as unknown as Scripts).longpollReadManyV1(keys.length, ...keys, ...args), this.commandTimeout, 'read')
     return replies.map((reply, i) => readResult(reply, cursors[i] as { epoch: string, seq: number }))
   }
 
   /** Deletes the channel; like `append`, it is never queued while Redis is unreachable (a late delete would drop newer messages). */
   async delete (channel: string): Promise<void> {
     await this.connected()
-    await this.withTimeout(this.redis.del(this.key(channel, 'meta'), this.key(channel, 'msgs')), 'delete')
+    await withTimeout(this.redis.del(this.key(channel, 'meta'), this.key(channel, 'msgs')), this.commandTimeout, 'delete')
   }
 
   /** The client is yours: close() only removes the store's listener. */
@@ -172,7 +172,7 @@ export class RedisStore implements LongPollStore {
 
   /** Learns Redis's clock once (the offset then follows every append's reply). */
   private async calibrate (): Promise<void> {
-    const [seconds, micros] = await this.withTimeout(this.redis.time(), 'TIME')
+    const [seconds, micros] = await withTimeout(this.redis.time(), this.commandTimeout, 'TIME')
     this.offset ??= Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
   }
 
@@ -182,30 +182,9 @@ export class RedisStore implements LongPollStore {
 
   /** Resolves when the client is ready; before its first connection, waits for it (up to commandTimeout). */
   private async connected (): Promise<void> {
-    const { redis } = this
-    if (redis.status === 'ready') return
-    if (this.connectedOnce || redis.status === 'end' || redis.status === 'close') {
-      throw new Error(`the Redis connection is ${redis.status}`)
-    }
-    if (redis.status === 'wait') redis.connect().catch(() => {}) // lazyConnect: the 'error' listener reports it
-    let onReady: (() => void) | undefined
-    try {
-      await this.withTimeout(new Promise<void>((resolve) => { onReady = resolve; redis.once('ready', resolve) }), 'connect')
-    } finally {
-      if (onReady !== undefined) redis.removeListener('ready', onReady)
-    }
+    await whenReady(this.redis as unknown as Connectable, this.connectedOnce, this.commandTimeout)
   }
 
-  private async withTimeout<T> (promise: Promise<T>, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined
-    try {
-      return await Promise.race([promise, new Promise<never>((resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not answer the ${what} within ${this.commandTimeout} ms`)), this.commandTimeout)
-      })])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
 }
 
 function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, seq: number }] {

@@ -104,6 +104,22 @@ export function queueSuite (t: Test, name: string, deploy: Deploy): void {
     t.ok(Date.now() - started < 5_000, `woken, not timed out (${Date.now() - started} ms)`)
   })
 
+  t.test(`${name}: one job, claims held on both instances: one gets it, the other goes back to waiting and gets the next`, async (t) => {
+    const [a, b] = await deploy(t)
+    const queue = unique('race')
+    const held = [claim(a.base, queue, { timeout: 20_000 }), claim(b.base, queue, { timeout: 20_000 })]
+    const total = (): number => a === b ? heldClaims(a) : heldClaims(a) + heldClaims(b)
+    await until(() => total() === 2 && heldClaims(b) > 0, 10_000, 'a claim held on each instance')
+    const first = (await enqueue(a.base, queue, 'first')).body.id
+    const winner = await Promise.race(held.map(async (answer, i) => ({ i, answer: await answer })))
+    t.same(winner.answer.body.jobs.map((job: any) => job.id), [first])
+    // The loser was woken too (each instance wakes one claim per new job), found nothing, and holds on.
+    t.equal(total(), 1, 'the other claim is still held')
+    const second = (await enqueue(b.base, queue, 'second')).body.id
+    const loser = await (held[1 - winner.i] as Promise<{ body: any }>)
+    t.same(loser.body.jobs.map((job: any) => job.id), [second], 'the next job goes to the claim that lost')
+  })
+
   t.test(`${name}: ack one or many receipts; the jobs are gone; a stale receipt answers 409 and changes nothing`, async (t) => {
     const [a, b] = await deploy(t)
     const queue = unique('ack')
@@ -319,5 +335,5 @@ export function queueSuite (t: Test, name: string, deploy: Deploy): void {
 }
 
 export function heldClaims (served: Served): number {
-  return (served.app.longpoll.stats() as { heldClaims?: number }).heldClaims ?? 0
+  return served.app.longpoll.stats().heldClaims
 }

@@ -21,7 +21,7 @@ describe('the plugin', () => {
     const options: LongPollOptions = {
       authorize: async (request, { action, channel }) => {
         expect(request).type.toBe<FastifyRequest>()
-        expect(action).type.toBe<'poll' | 'push' | 'disconnect'>()
+        expect(action).type.toBe<'poll' | 'push' | 'disconnect' | 'enqueue' | 'claim' | 'settle'>()
         expect(channel).type.toBe<string>()
         return true
       }

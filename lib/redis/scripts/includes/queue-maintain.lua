@@ -1,6 +1,7 @@
 -- Makes due delayed jobs available and takes back jobs whose lease passed: to waiting, or to the dead letters
 -- when they had maxAttempts leases. At most MAINTAIN_BATCH of each per call, so one call stays short; the rest
 -- are already due, so the next claim (which the caller triggers at once: next due time 0) continues.
+-- Returns how many passed leases it took back, and how many of those went to the dead letters.
 local MAINTAIN_BATCH = 1000
 local function maintain (waiting, delayed, leased, state, dead, maxattempts)
   local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, MAINTAIN_BATCH)
@@ -9,12 +10,19 @@ local function maintain (waiting, delayed, leased, state, dead, maxattempts)
     redis.call('RPUSH', waiting, unpack(due))
   end
   local passed = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, MAINTAIN_BATCH)
+  local died = 0
   for _, id in ipairs(passed) do
     redis.call('ZREM', leased, id)
     local attempts = tonumber(string.match(redis.call('HGET', state, id) or '0:', '^(%d+):'))
     redis.call('HSET', state, id, attempts .. ':')
-    if attempts >= maxattempts then redis.call('RPUSH', dead, id) else redis.call('RPUSH', waiting, id) end
+    if attempts >= maxattempts then
+      redis.call('RPUSH', dead, id)
+      died = died + 1
+    else
+      redis.call('RPUSH', waiting, id)
+    end
   end
+  return #passed, died
 end
 
 -- Milliseconds until the earliest delayed job or lease end, or NO_DUE.
