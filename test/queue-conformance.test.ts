@@ -1,27 +1,10 @@
-// The exported queue conformance suites, run against both queue stores of this package and both notifiers'
-// queue namespace (the Redis ones on a real redis-server this test starts).
+// The exported queue conformance suites, run against the memory queue store and the memory notifier's queue
+// namespace (test/redis-queue-conformance.test.ts runs them against the Redis ones).
 import t from 'tap'
 import { queueNotifierConformance, queueStoreConformance } from '../lib/conformance/index.js'
-import { MemoryBus, MemoryNotifier, MemoryQueueStore, RedisNotifier, RedisQueueStore } from '../lib/index.js'
-import { deleteByPrefix, runPrefix, startRedis } from './helpers/redis.js'
+import { MemoryBus, MemoryNotifier, MemoryQueueStore } from '../lib/index.js'
 
 queueStoreConformance({ name: 'MemoryQueueStore', test: (name, fn) => t.test(name, fn), createStore: () => new MemoryQueueStore() })
 
 const bus = new MemoryBus()
 queueNotifierConformance({ name: 'MemoryNotifier', test: (name, fn) => t.test(name, fn), createNotifier: () => new MemoryNotifier({ bus }) })
-
-t.test('Redis', async (t) => {
-  const server = await startRedis(t)
-  const redis = server.client(t)
-  const prefix = runPrefix()
-  t.teardown(() => deleteByPrefix(redis, prefix))
-  queueStoreConformance({ name: 'RedisQueueStore', test: (name, fn) => t.test(name, fn), createStore: () => new RedisQueueStore({ redis: server.client(t), prefix }) })
-  queueNotifierConformance({ name: 'RedisNotifier', test: (name, fn) => t.test(name, fn), createNotifier: () => new RedisNotifier({ redis: server.client(t), prefix }) })
-  t.test('a drained queue leaves no key behind', async (t) => {
-    const store = new RedisQueueStore({ redis, prefix })
-    await store.enqueue('drain', '1', { delay: 0, keyTtl: 1000 })
-    const { jobs } = await store.claim('drain', { limit: 1, lease: 1000, maxAttempts: 5 })
-    await store.ack('drain', jobs.map((job) => job.receipt))
-    t.same(await redis.keys(`${prefix}q:{drain}*`), [])
-  })
-})

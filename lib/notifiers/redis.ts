@@ -179,7 +179,6 @@ export class RedisNotifier implements LongPollNotifier {
     return replies.some((reply) => Number(reply[1]) > 0)
   }
 
-
   /** Quits the subscriber connection and removes every listener; the user's client is left alone. */
   async close (): Promise<void> {
     if (this.closed) return

@@ -186,5 +186,4 @@ export class RedisQueueStore implements LongPollQueueStore {
   private async connected (): Promise<void> {
     await whenReady(this.redis as unknown as Connectable, this.connectedOnce, this.commandTimeout)
   }
-
 }

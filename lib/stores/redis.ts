@@ -184,7 +184,6 @@ export class RedisStore implements LongPollStore {
   private async connected (): Promise<void> {
     await whenReady(this.redis as unknown as Connectable, this.connectedOnce, this.commandTimeout)
   }
-
 }
 
 function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, seq: number }] {
