@@ -71,6 +71,52 @@ const DELIVERY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 function nothing (): void {}
 
+/**
+ * `longpoll_delivery_seconds`: a histogram whose observations carry a count, so that one message answered to n
+ * polls at once is one call, not n. prom-client's Histogram takes one value per call, and n calls per fan-out
+ * message cost 13% more CPU per delivered message than metrics off (bench/metrics-overhead.js, 2,000 polls);
+ * this costs O(buckets) per message per answered group. It is registered in the prom-client registry like any
+ * metric: the registry reads it through `get()` (the shape prom-client's own metrics return).
+ */
+class DeliveryHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  /** Observations per bucket (not cumulative); the last is +Inf. */
+  private readonly counts: number[]
+  private sum = 0
+  private count = 0
+
+  constructor (readonly name: string, readonly help: string, private readonly buckets: number[]) {
+    this.counts = new Array<number>(buckets.length + 1).fill(0)
+  }
+
+  observe (seconds: number, n: number): void {
+    let i = 0
+    while (i < this.buckets.length && seconds > (this.buckets[i] as number)) i++
+    this.counts[i] = (this.counts[i] as number) + n
+    this.sum += seconds * n
+    this.count += n
+  }
+
+  reset (): void {
+    this.counts.fill(0)
+    this.sum = 0
+    this.count = 0
+  }
+
+  async get (): Promise<{ name: string, help: string, type: string, aggregator: string, values: Array<{ labels: Record<string, string | number>, value: number, metricName: string }> }> {
+    const values = []
+    let cumulative = 0
+    for (let i = 0; i < this.counts.length; i++) {
+      cumulative += this.counts[i] as number
+      values.push({ labels: { le: i < this.buckets.length ? this.buckets[i] as number : '+Inf' }, value: cumulative, metricName: `${this.name}_bucket` })
+    }
+    values.push({ labels: {}, value: this.sum, metricName: `${this.name}_sum` })
+    values.push({ labels: {}, value: this.count, metricName: `${this.name}_count` })
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+}
+
 /** Metrics off: every counter is the same empty function. */
 export const noMetrics: Metrics = Object.freeze({
   enabled: false,
@@ -148,7 +194,8 @@ export async function createMetrics (options: NormalizedMetrics, heldPolls: () =
     const delivered = track(new client.Counter({ name: name('delivered_total'), help: 'Messages written into poll answers (one message answered to 3 polls counts 3).', registers }), name('delivered_total'))
     const answered = track(new client.Counter({ name: name('polls_answered_total'), help: 'Polls answered 200, by status.', labelNames: ['status'], registers }), name('polls_answered_total'))
     const rejected = track(new client.Counter({ name: name('polls_rejected_total'), help: 'Polls and claims refused, by reason.', labelNames: ['reason'], registers }), name('polls_rejected_total'))
-    const delay = track(new client.Histogram({ name: name('delivery_seconds'), help: 'Seconds from a message being stored to a poll answer carrying it being written.', buckets: DELIVERY_BUCKETS, registers }), name('delivery_seconds'))
+    const delay = track(new DeliveryHistogram(name('delivery_seconds'), 'Seconds from a message being stored to a poll answer carrying it being written.', DELIVERY_BUCKETS), name('delivery_seconds'))
+    registry.registerMetric(delay as unknown as PromClient.Metric)
     const storeErrors = track(new client.Counter({ name: name('store_errors_total'), help: 'Store operations that failed, by operation.', labelNames: ['op'], registers }), name('store_errors_total'))
     const jobs = track(new client.Counter({ name: name('jobs_total'), help: 'Queue job events.', labelNames: ['event'], registers }), name('jobs_total'))
 
@@ -167,10 +214,7 @@ export async function createMetrics (options: NormalizedMetrics, heldPolls: () =
       delivered (messages, polls, now) {
         if (messages.length === 0 || polls === 0) return
         delivered.inc(messages.length * polls)
-        for (const message of messages) {
-          const seconds = Math.max(0, now - message.time) / 1000
-          for (let i = 0; i < polls; i++) delay.observe(seconds)
-        }
+        for (const message of messages) delay.observe(Math.max(0, now - message.time) / 1000, polls)
       },
       rejected: (reason) => byReason[reason].inc(),
       storeError: (operation) => storeErrors.inc({ op: operation }),
