@@ -9,6 +9,7 @@ import { canShare, OwnLink, SharedLink, type Link } from './shared.js'
 
 export { LongPollClientError, parseRetryAfter, type LongPollMessage } from './poll.js'
 export type { LongPollClientState } from './leader.js'
+export type { LongPollErrorCode } from './codes.js'
 
 interface CommonOptions {
   /** Where the plugin's routes are, e.g. `https://example.com/lp`, or `/lp` in a page (its `/poll` is appended). */

@@ -1,4 +1,5 @@
 // One HTTP poll of one or many channels, and the arithmetic of cursors. No Node-only import may appear here.
+import type { LongPollErrorCode } from './codes.js'
 
 /** A message as the server delivers it, with the channel it came from. `id` is also a cursor. */
 export interface LongPollMessage<T = unknown> {
@@ -8,9 +9,12 @@ export interface LongPollMessage<T = unknown> {
   channel: string
 }
 
-/** A poll answered with an error that retrying will not cure (400, 403, 404, …). */
+/**
+ * A poll answered with an error that retrying will not cure (400, 403, 404, …). `code` is the error body's: one of
+ * the package's own codes, Fastify's (e.g. `FST_ERR_VALIDATION`), or another plugin's.
+ */
 export class LongPollClientError extends Error {
-  constructor (readonly status: number, readonly code: string | undefined, message: string) {
+  constructor (readonly status: number, readonly code: LongPollErrorCode | (string & {}) | undefined, message: string) {
     super(message)
     this.name = 'LongPollClientError'
   }

@@ -11,6 +11,7 @@
  * Every check uses channels of its own (random names), so the suites may share a backend with other tests.
  */
 import assert from 'node:assert/strict'
+import { declareChecks } from './check.js'
 import { randomBytes } from 'node:crypto'
 import { EPOCH_PATTERN, formatCursor, parsePosition } from '../cursor.js'
 import type { LongPollStore, ReadResult, Retention } from '../stores/types.js'
@@ -70,19 +71,9 @@ function seqs (result: ReadResult): number[] {
 }
 
 export function storeConformance (options: StoreConformanceOptions): void {
-  const prefix = options.name === undefined ? '' : `${options.name}: `
   const concurrency = options.concurrency ?? 200
 
-  function check (name: string, fn: (store: LongPollStore) => Promise<void>): void {
-    options.test(`${prefix}${name}`, async () => {
-      const store = await options.createStore()
-      try {
-        await fn(store)
-      } finally {
-        await store.close()
-      }
-    })
-  }
+  const check = declareChecks(options.test, options.name, options.createStore)
 
   /** Appends `n` messages `{"n":i}` sequentially (so their order is known). */
   async function fill (store: LongPollStore, channel: string, n: number, time = Date.now(), retention = RETENTION): Promise<string> {

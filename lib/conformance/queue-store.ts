@@ -11,6 +11,7 @@
  * about time use leases and delays of a few hundred milliseconds and wait for them to pass.
  */
 import assert from 'node:assert/strict'
+import { declareChecks } from './check.js'
 import { randomBytes } from 'node:crypto'
 import type { DeclareTest } from './index.js'
 import type { ClaimRequest, LongPollQueueStore } from '../queues/types.js'
@@ -43,19 +44,9 @@ async function rejectsWithLeaseLost (promise: Promise<unknown>, what: string): P
 }
 
 export function queueStoreConformance (options: QueueStoreConformanceOptions): void {
-  const prefix = options.name === undefined ? '' : `${options.name}: `
   const concurrency = options.concurrency ?? 200
 
-  function check (name: string, fn: (store: LongPollQueueStore) => Promise<void>): void {
-    options.test(`${prefix}${name}`, async () => {
-      const store = await options.createStore()
-      try {
-        await fn(store)
-      } finally {
-        await store.close()
-      }
-    })
-  }
+  const check = declareChecks(options.test, options.name, options.createStore)
 
   const claimOf = (limit = 1, lease = LONG, maxAttempts = 5): ClaimRequest => ({ limit, lease, maxAttempts })
   const put = async (store: LongPollQueueStore, queue: string, json: string, delay = 0, key?: string): Promise<string> =>

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'tstyche'
-import { LongPollClient, type LongPollClientOptions, type LongPollMessage } from '../../lib/client/index.js'
+import { LongPollClient, LongPollClientError, type LongPollClientOptions, type LongPollErrorCode, type LongPollMessage } from '../../lib/client/index.js'
 
 describe('LongPollClientOptions', () => {
   test('takes channel or channels', () => {
@@ -51,5 +51,12 @@ describe('LongPollClient', () => {
     expect(client.cursors).type.toBe<Record<string, string>>()
     expect(client.subscribe('b', { from: 'x' })).type.toRaiseError()
     expect(client.subscribe(42)).type.toRaiseError()
+  })
+
+  test('LongPollClientError.code takes the package\'s codes, and others', () => {
+    const err = new LongPollClientError(409, 'FST_LONGPOLL_LEASE_LOST', 'lost')
+    expect(err.code).type.toBeAssignableTo<LongPollErrorCode | (string & {}) | undefined>()
+    expect('FST_LONGPOLL_BAD_CURSOR' as const).type.toBeAssignableTo<LongPollErrorCode>()
+    expect('FST_NOT_OURS' as const).type.not.toBeAssignableTo<LongPollErrorCode>()
   })
 })
