@@ -108,6 +108,7 @@ t.test('forks: a life written last by another Redis process continues under a ne
   t.equal(await redis.hget(meta, 'a'), `${epochs[0] as string}:5`, 'the old epoch is an ancestor, bounded by the seq that survived')
   const within = await store.read('forks', { epoch: epochs[0] as string, seq: 3 }, 10, Date.now())
   t.same({ epoch: within.epoch, seqs: within.messages.map((m) => m.seq), gap: within.gap }, { epoch: epochs[1], seqs: [4, 5, 6], gap: false }, 'a cursor of the ancestor within its bound is a position')
+  t.same(within.messages.map((m) => m.epoch), [epochs[0], epochs[0], undefined], 'messages written before the fork keep the epoch of their life, so their ids')
   // A loss that takes the newest seq back below an ancestor's bound lowers that bound.
   await redis.hset(meta, 's', '4')
   await redis.lrem(`${prefix}{forks}:msgs`, 0, (await redis.lrange(`${prefix}{forks}:msgs`, -2, -1))[1] as string)
