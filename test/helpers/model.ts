@@ -25,6 +25,12 @@ const ANSWER_BOUND = 15_000
 
 // ——— the model ———
 
+/** What the sequences exercised (answers by kind, gaps by cause, faults), printed by the tests as coverage. */
+export const tally = new Map<string, number>()
+function count (what: string): void {
+  tally.set(what, (tally.get(what) ?? 0) + 1)
+}
+
 /** A position in one life of a channel; lives are numbered by the model, epochs are the store's. */
 interface Place { life: number, seq: number }
 /** What a client holds for one channel: its backlog, `latest`, or a concrete cursor. */
@@ -103,10 +109,13 @@ export class Model {
     let after = firstSeq - 1
     let gap = false
     if (entry !== 'oldest') {
-      if (entry.life !== life) gap = true
-      else {
+      if (entry.life !== life) {
+        gap = true
+        count('gap: cursor of another life')
+      } else {
         gap = entry.seq < firstSeq - 1
         after = Math.max(entry.seq, firstSeq - 1)
+        if (gap) count('gap: trimmed past the cursor')
       }
     }
     const messages = retained.filter((message) => message.seq > after).slice(0, limit)
@@ -141,8 +150,11 @@ export class Model {
     const delivered = taken.reduce((sum, n) => sum + n, 0)
     if (delivered === 0 && !short) {
       client.held = { instance, limit, places, gaps }
+      count('poll held')
       return null
     }
+    if (reads.some((read, i) => read.messages.length > (taken[i] as number))) count('answer cut at its limit')
+    if (taken.filter((n) => n > 0).length > 1) count('answer from several channels')
     const messages: Answer['messages'] = []
     for (let round = 0; round < limit; round++) {
       reads.forEach((read, i) => {
@@ -168,6 +180,7 @@ export class Model {
       if (held === null || i < 0) return
       const read = this.read(name, held.places[i] as Place, held.limit)
       if (read.messages.length === 0) return
+      count('held poll woken by a push')
       answers.set(index, this.answered(index, {
         status: 'ok',
         messages: read.messages.map((message) => ({ channel: name, life: read.place.life, seq: message.seq, n: message.n })),
@@ -242,6 +255,7 @@ export class Model {
   /** The client received an answer: it takes the cursor, and logs what it got. */
   private answered (clientIndex: number, answer: Answer): Answer {
     const client = this.clients[clientIndex] as ModelClient
+    count(`answer: ${answer.status}${client.channels.length > 1 ? ' (many channels)' : ''}`)
     client.held = null
     client.entries = answer.cursor.map((place) => ({ life: place.life as number, seq: place.seq }))
     client.received.push(...logLines(answer))
@@ -353,6 +367,8 @@ interface RealClient {
  */
 export class Pool {
   private readonly sets = new Map<string, Instance[]>()
+  /** A started instance waiting to replace one that restarts, so that a restart costs a close, not a start. */
+  private readonly spares = new Map<string, Promise<Instance>>()
   private sequences = 0
 
   constructor (readonly backend: Backend) {}
@@ -372,6 +388,16 @@ export class Pool {
     return set
   }
 
+  /** A fresh instance for `index` (a restart): the spare, and another spare started behind it. */
+  async replacement (index: number, settings: Settings): Promise<Instance> {
+    const key = `${index} ${JSON.stringify(settings)}`
+    const spare = this.spares.get(key) ?? this.backend.start(index, settings)
+    const next = this.backend.start(index, settings)
+    next.catch(() => {}) // a failed start surfaces when the spare is taken
+    this.spares.set(key, next)
+    return await spare
+  }
+
   async discard (settings: Settings): Promise<void> {
     const key = JSON.stringify(settings)
     const set = this.sets.get(key)
@@ -381,6 +407,11 @@ export class Pool {
 
   async close (): Promise<void> {
     for (const key of [...this.sets.keys()]) await this.discard(JSON.parse(key) as Settings)
+    for (const [key, spare] of this.spares) {
+      this.spares.delete(key)
+      const instance = await spare.catch(() => null)
+      if (instance !== null) await this.backend.stop(Number(key.split(' ')[0]), instance)
+    }
   }
 }
 
@@ -484,7 +515,7 @@ export class World {
     }
     await closing
     if (storeRestarts) this.model.restartStore()
-    this.instances[instance] = await this.backend.start(instance, this.settings)
+    this.instances[instance] = await this.pool.replacement(instance, this.settings)
   }
 
   /** Redis: the subscriber connection of an instance is killed, and a push lands meanwhile: resync must deliver it. */
@@ -855,7 +886,7 @@ export interface RunOptions extends CommandOptions {
 export async function runSequences (options: RunOptions): Promise<{ runs: number, ms: number }> {
   const started = Date.now()
   let runs = 0
-  await fc.assert(fc.asyncProperty(options.settings, fc.commands([commandArbitrary(options)], { maxCommands: options.maxCommands }), async (settings, commands) => {
+  await fc.assert(fc.asyncProperty(options.settings, fc.commands([commandArbitrary(options)], { maxCommands: options.maxCommands, size: 'max' }), async (settings, commands) => {
     runs++
     await runSequence(options.pool, settings, commands)
   }), {
