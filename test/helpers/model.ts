@@ -338,9 +338,12 @@ export interface Backend {
   /** Closes an instance and what the backend made for it (its Redis clients). */
   stop (index: number, instance: Instance): Promise<void>
   /** Redis: kills the notifier's subscriber connection of an instance; resolves once it is killed. */
-  killSubscriber? (index: number): Promise<void>
-  /** Redis: resolves once the instance's notifier has re-subscribed and asked its polls to re-check. */
-  subscriberBack? (index: number): Promise<void>
+  killSubscriber? (instance: Instance): Promise<void>
+  /**
+   * Redis: called before the kill; resolves once the instance's notifier has re-subscribed and asked its polls
+   * to re-check the store.
+   */
+  subscriberBack? (instance: Instance): Promise<void>
 }
 
 interface Response { status: number, body: any, ms: number }
@@ -445,10 +448,11 @@ export class World {
     return `${this.tag}${channel}`
   }
 
-  async push (channel: string, via: number): Promise<void> {
+  async push (channel: string, via: number, stored?: () => void): Promise<void> {
     const n = this.model.push(channel)
     const response = await send(this.instance(via), 'POST', '/push', { channel: this.real(channel), data: { n } })
     expect(response.status === 200, `push #${n} on ${channel} answered ${response.status} ${JSON.stringify(response.body)}`)
+    stored?.()
     await this.expectAnswers(this.model.wake(channel), `after the push of #${n} on ${channel}`)
   }
 
@@ -494,6 +498,7 @@ export class World {
     const pending = client.pending as PendingPoll
     expect(!pending.settled, `client ${clientIndex}'s held poll answered before its abort`)
     pending.request.destroy()
+    count('held poll aborted')
     expect(await pending.done === 'aborted', `client ${clientIndex}'s aborted poll got an answer`)
     client.pending = null
     this.model.drop(clientIndex)
@@ -515,6 +520,7 @@ export class World {
     }
     await closing
     if (storeRestarts) this.model.restartStore()
+    count('instance restarted')
     this.instances[instance] = await this.pool.replacement(instance, this.settings)
   }
 
@@ -523,9 +529,12 @@ export class World {
     const instance = index % this.instances.length
     const backend = this.backend
     if (backend.killSubscriber === undefined || backend.subscriberBack === undefined) throw new Error('this backend cannot kill a subscriber')
-    const back = backend.subscriberBack(instance)
-    await backend.killSubscriber(instance)
-    await this.push(channel, via)
+    const target = this.instances[instance] as Instance
+    let isBack = false
+    const back = backend.subscriberBack(target).then(() => { isBack = true })
+    await backend.killSubscriber(target)
+    const held = this.model.clients.filter((client) => client.held?.instance === instance && client.channels.includes(channel)).length
+    await this.push(channel, via, () => count(isBack ? 'push after the killed subscriber was back' : `push while the subscriber was down${held > 0 ? ', answered by the resync' : ''}`))
     await back
   }
 
