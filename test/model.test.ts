@@ -77,6 +77,11 @@ const regressions: Array<{ name: string, maxMessages: number, steps: () => Array
     steps: () => [new Poll(0, 100, false, 0, 1), new Abort(0), new Push('a', 0, 1), new PollTimesOut(0, 100, 50, 0, 1), new PollTimesOut(0, 100, 50, 0, 1)]
   },
   {
+    name: 'a channel dropped and added again from its oldest message is delivered its backlog again',
+    maxMessages: 1000,
+    steps: () => [new Push('a', 0, 1), new Poll(0, 100, true, 0, 1), new Follow(0, 0b010, 'oldest'), new Follow(0, 0b011, 'oldest'), new Poll(0, 100, true, 0, 1)]
+  },
+  {
     name: 'a channel added from latest sees only later messages; a dropped one is no longer polled',
     maxMessages: 1000,
     steps: () => [new Push('c', 0, 1), new Follow(0, 0b101, 'latest'), new Poll(0, 100, false, 0, 1), new Push('c', 0, 1), new Follow(0, 0b100, 'oldest'), new Push('a', 0, 1), new Poll(0, 100, true, 0, 1)]

@@ -256,6 +256,7 @@ export class Model {
       if ((mask & (1 << bit)) !== 0 && !channels.includes(name)) {
         channels.push(name)
         entries.push(start)
+        client.received.push(`${name} followed`)
       }
     })
     client.channels = channels
@@ -579,7 +580,9 @@ export class World {
     this.model.follow(clientIndex, mask, start)
     client.entries = model.channels.map((name) => {
       const i = before.indexOf(name)
-      return i >= 0 ? client.entries[i] as string : start === 'latest' ? 'latest' : ''
+      if (i >= 0) return client.entries[i] as string
+      client.received.push(`${name} followed`)
+      return start === 'latest' ? 'latest' : ''
     })
   }
 
@@ -742,12 +745,16 @@ function splitCursor (text: string): { epoch: string, seq: number } {
   return { epoch: text.slice(0, dot), seq: Number(text.slice(dot + 1)) }
 }
 
-/** Independently of the model: per channel, between two gaps or re-follows, messages come in push order, once. */
+/**
+ * Independently of the model: per channel, messages come in push order, each once — until the client follows
+ * the channel afresh (dropped, then added again from its oldest message: then it asked for them again).
+ */
 function inOrderOnce (received: string[], clientIndex: number): void {
   const lastN = new Map<string, number>()
   for (const line of received) {
     const [channel, what] = line.split(' ') as [string, string]
-    if (what === 'gap' || what === 'disconnected') continue
+    if (what === 'followed') lastN.delete(channel)
+    if (what === 'gap' || what === 'disconnected' || what === 'followed') continue
     const n = Number(line.slice(line.indexOf('#') + 1))
     const before = lastN.get(channel) ?? 0
     expect(n > before, `client ${clientIndex} received #${n} on ${channel} after #${before}`)
