@@ -111,6 +111,9 @@ export class Model {
     let after = firstSeq - 1
     let gap = false
     if (entry !== 'oldest') {
+      // Also for a seq-0 cursor of a life that never had a message (a poll, then a disconnect or a memory
+      // restart): the contract's rule has no exception for empty lives. A store that keeps no state for a
+      // never-pushed channel (issue 12, item 4) must still tell its lives apart, or this line decides otherwise.
       if (entry.life !== life) {
         gap = true
         count('gap: cursor of another life')
