@@ -1,7 +1,7 @@
 // `npm run test:model -- --runs N [--seed S --path P] [--memory | --redis]`: the model-based delivery tests
 // (test/model.test.ts, test/redis-model.test.ts) with N random sequences per file instead of the few hundred
 // (memory) and 50 (Redis) of `npm test`. A failure prints its shrunk sequence with the seed and path that
-// replay it: pass them back with --seed and --path (and the one file that failed).
+// replay it: pass them back as --seed=S --path=P, with --memory or --redis for the file that failed.
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 
