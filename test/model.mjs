@@ -1,7 +1,8 @@
-// `npm run test:model -- --runs N [--seed S --path P] [--memory | --redis]`: the model-based delivery tests
+// `npm run test:model -- --runs N [--seed=S --path=P --replay-path=R] [--memory | --redis]`: the model tests
 // (test/model.test.ts, test/redis-model.test.ts) with N random sequences per file instead of the few hundred
 // (memory) and 50 (Redis) of `npm test`. A failure prints its shrunk sequence with the seed and path that
-// replay it: pass them back as --seed=S --path=P, with --memory or --redis for the file that failed.
+// replay it (and fast-check's replayPath of the commands): pass them back as --seed=S --path=P --replay-path=R,
+// with --memory or --redis for the file that failed.
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
 
@@ -10,6 +11,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '1000' },
     seed: { type: 'string' },
     path: { type: 'string' },
+    'replay-path': { type: 'string' },
     memory: { type: 'boolean', default: false },
     redis: { type: 'boolean', default: false }
   }
@@ -25,6 +27,7 @@ if (values.redis || !values.memory) files.push('test/redis-model.test.ts')
 const env = { ...process.env, LONGPOLL_MODEL_RUNS: String(runs) }
 if (values.seed !== undefined) env.LONGPOLL_MODEL_SEED = values.seed
 if (values.path !== undefined) env.LONGPOLL_MODEL_PATH = values.path
+if (values['replay-path'] !== undefined) env.LONGPOLL_MODEL_REPLAY_PATH = values['replay-path']
 // No file timeout: a long run is what was asked for. Files one at a time: the sequences share the CPU with
 // real servers, and Redis's ones with a redis-server.
 const { status } = spawnSync('node_modules/.bin/tap', ['--disable-coverage', '--timeout=0', '--jobs=1', ...files], { stdio: 'inherit', env })

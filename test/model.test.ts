@@ -11,8 +11,9 @@ import {
 
 const numRuns = Number(process.env.LONGPOLL_MODEL_RUNS ?? 200)
 const seed = process.env.LONGPOLL_MODEL_SEED === undefined ? undefined : Number(process.env.LONGPOLL_MODEL_SEED)
-/** With a seed and a path (from a failure's report), fast-check replays that one shrunk sequence. */
+/** With the seed, path and replayPath of a failure's report, fast-check replays that one shrunk sequence. */
 const path = process.env.LONGPOLL_MODEL_PATH
+const replayPath = process.env.LONGPOLL_MODEL_REPLAY_PATH
 
 const memory: Backend = {
   instances: 1,
@@ -40,7 +41,7 @@ const settings: fc.Arbitrary<Settings> = fc.record({
 const commands = { instances: 1, storeRestarts: true, killSubscriber: false, timeouts: { min: 30, max: 120 } }
 
 t.test(`${numRuns} random sequences of pushes, polls, aborts, timeouts, disconnects and restarts match the model`, async (t) => {
-  const { runs, ms } = await runSequences({ ...commands, pool, settings, numRuns, maxCommands: 25, seed, path })
+  const { runs, ms } = await runSequences({ ...commands, pool, settings, numRuns, maxCommands: 25, seed, path, replayPath })
   t.equal(runs >= (path === undefined ? numRuns : 1), true, `every sequence ran and matched the model (${runs} runs in ${ms} ms)`)
   t.comment(`exercised: ${[...tally].map(([what, n]) => `${what} ${n}`).join(', ')}`)
 })

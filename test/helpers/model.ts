@@ -940,13 +940,15 @@ export interface RunOptions extends CommandOptions {
   maxCommands: number
   seed?: number
   path?: string
+  /** fast-check's `replayPath` of the commands (printed after the counterexample): with seed and path, a replay. */
+  replayPath?: string
 }
 
 /** Runs random sequences; a failure is reported by fast-check shrunk, with the seed and path that replay it. */
 export async function runSequences (options: RunOptions): Promise<{ runs: number, ms: number }> {
   const started = Date.now()
   let runs = 0
-  await fc.assert(fc.asyncProperty(options.settings, fc.commands([commandArbitrary(options)], { maxCommands: options.maxCommands, size: 'max' }), async (settings, commands) => {
+  await fc.assert(fc.asyncProperty(options.settings, fc.commands([commandArbitrary(options)], { maxCommands: options.maxCommands, size: 'max', ...(options.replayPath === undefined ? {} : { replayPath: options.replayPath }) }), async (settings, commands) => {
     runs++
     await runSequence(options.pool, settings, commands)
   }), {
