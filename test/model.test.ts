@@ -9,7 +9,7 @@ import {
   type Backend, type Instance, type Settings
 } from './helpers/model.js'
 
-const numRuns = Number(process.env.LONGPOLL_MODEL_RUNS ?? 200)
+const numRuns = Number(process.env.LONGPOLL_MODEL_RUNS ?? 150)
 const seed = process.env.LONGPOLL_MODEL_SEED === undefined ? undefined : Number(process.env.LONGPOLL_MODEL_SEED)
 /** With the seed, path and replayPath of a failure's report, fast-check replays that one shrunk sequence. */
 const path = process.env.LONGPOLL_MODEL_PATH
