@@ -55,17 +55,19 @@ export function newEpoch (): string {
   return out.slice(0, 12)
 }
 
-const EMPTY_EPOCH_PATTERN = /^_\d{1,15}$/
+const EMPTY_EPOCH_PATTERN = /^_(\d{1,15})([A-Za-z0-9-]*)$/
 
 /**
  * The epoch of a channel with no life (never pushed, expired, or disconnected): `_<ms>`, a time at which the
  * store saw it with no life (see `emptyCursorFits`). Stores keep nothing for such a channel, so polling names
- * that never get a message costs nothing once the polls end; random epochs never contain `_`. The time is
+ * that never get a message costs nothing once the polls end; random epochs never contain `_`. A store may tag
+ * its empty epochs (`_<ms><tag>`): MemoryStore tags them with its instance, whose cursors no other instance
+ * shares. The time is
  * rounded down to the second (but not before `ended`, the end of its previous life), so that polls held on
  * one empty channel mostly share one cursor, and so one read when its first message arrives.
  */
-export function emptyEpoch (now: number, ended: number): string {
-  return `_${Math.max(now - (now % 1000), ended)}`
+export function emptyEpoch (now: number, ended: number, tag = ''): string {
+  return `_${Math.max(now - (now % 1000), ended)}${tag}`
 }
 
 /**
@@ -73,9 +75,9 @@ export function emptyEpoch (now: number, ended: number): string {
  * the poll started from while it is fresh (within `keep / 2`), so an empty answer hands back the cursor it
  * started from, else a new one.
  */
-export function emptyEpochFor (position: Position, now: number, ended: number, keep: number, fits: boolean): string {
-  if (fits && now - Number((position as Cursor).epoch.slice(1)) < keep / 2) return (position as Cursor).epoch
-  return emptyEpoch(now, ended)
+export function emptyEpochFor (position: Position, now: number, ended: number, keep: number, fits: boolean, tag = ''): string {
+  if (fits && now - Number(EMPTY_EPOCH_PATTERN.exec((position as Cursor).epoch)?.[1]) < keep / 2) return (position as Cursor).epoch
+  return emptyEpoch(now, ended, tag)
 }
 
 /**
@@ -86,8 +88,9 @@ export function emptyEpochFor (position: Position, now: number, ended: number, k
  * so t must be at or after `ended`, and `began` within `keep` of t. lib/redis/scripts/includes/channel-life.lua
  * is the same rule in Lua.
  */
-export function emptyCursorFits (cursor: Cursor, began: number, ended: number, keep: number): boolean {
-  if (cursor.seq !== 0 || !EMPTY_EPOCH_PATTERN.test(cursor.epoch)) return false
-  const t = Number(cursor.epoch.slice(1))
+export function emptyCursorFits (cursor: Cursor, began: number, ended: number, keep: number, tag = ''): boolean {
+  const match = EMPTY_EPOCH_PATTERN.exec(cursor.epoch)
+  if (cursor.seq !== 0 || match === null || match[2] !== tag) return false
+  const t = Number(match[1])
   return t <= began && began - t < keep && t >= ended
 }

@@ -54,6 +54,8 @@ export class MemoryStore implements LongPollStore {
   private readonly disconnectedAt = new Map<string, number>()
   /** A cursor handed out before this store existed belongs to another store's lives. */
   private readonly started = Date.now()
+  /** Tags this instance's empty-channel cursors: another instance's (a restarted process's) never fit here. */
+  private readonly tag = `-${newEpoch().slice(0, 6)}`
   /** `<key> <channel>` (a key has no space) → its first message; in insertion order, so the oldest come first. */
   private readonly keys = new Map<string, RememberedKey>()
   private readonly maxIdempotencyKeys: number
@@ -114,8 +116,8 @@ export class MemoryStore implements LongPollStore {
     const state = this.channels.get(channel)
     if (state === undefined) {
       const ended = this.endedBefore(channel)
-      const fits = typeof position === 'object' && emptyCursorFits(position, now, ended, this.emptyChannelTtl)
-      return { epoch: emptyEpochFor(position, now, ended, this.emptyChannelTtl, fits), messages: [], seq: 0, gap: typeof position === 'object' && !fits }
+      const fits = typeof position === 'object' && emptyCursorFits(position, now, ended, this.emptyChannelTtl, this.tag)
+      return { epoch: emptyEpochFor(position, now, ended, this.emptyChannelTtl, fits, this.tag), messages: [], seq: 0, gap: typeof position === 'object' && !fits }
     }
     state.lastUsed = now
     this.prune(state, now)
@@ -129,7 +131,7 @@ export class MemoryStore implements LongPollStore {
       if (position.epoch !== epoch) {
         // An empty-channel cursor from before this life is the position before its first message; a cursor
         // from another life is answered from the oldest retained message.
-        if (emptyCursorFits(position, state.began, state.ended, this.emptyChannelTtl)) gap = firstSeq > 1
+        if (emptyCursorFits(position, state.began, state.ended, this.emptyChannelTtl, this.tag)) gap = firstSeq > 1
         else gap = true
       } else if (position.seq > lastSeq) {
         throw new errors.BadCursor(formatCursor(position.epoch, position.seq), 'it is past the newest message of the channel')
@@ -148,7 +150,8 @@ export class MemoryStore implements LongPollStore {
   }
 
   async delete (channel: string): Promise<void> {
-    if (!this.channels.delete(channel)) return
+    // Remembered even for a channel with no life: its cursors belong to the life that ended (contract §1.4).
+    this.channels.delete(channel)
     this.disconnectedAt.delete(channel) // re-inserted at the end: the map stays in time order
     this.disconnectedAt.set(channel, Date.now())
     this.startSweeper()
