@@ -127,6 +127,10 @@ while (elapsedS() < endS) {
       set.restarting = restart(set).then(() => {
         const r = set.restarts.at(-1)
         log(`${set.store}: instance 1 replaced: start ${r.startMs} ms, then out for ${r.outageMs} ms (drain ${r.drainMs}, close ${r.closeMs}${r.killed ? ', killed' : ''})`)
+      }, (err) => {
+        // A replacement that failed to start is reported, and the next period tries again: instance 1 keeps serving.
+        set.restarts.push({ atS: now, failed: err.message })
+        log(`${set.store}: restart failed: ${err.message}`)
       }).finally(() => { set.restarting = null })
     } else if (now >= nextRestart[i]) nextRestart[i] = Infinity
   })

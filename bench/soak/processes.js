@@ -79,7 +79,10 @@ export async function start (file, args, options = {}) {
       if (msg?.type === 'error') reject(new Error(`${file}: ${msg.message}`))
     })
     exited.then((how) => reject(new Error(`${file} exited (${how}) before it was ready`)))
-  }), 30_000, `${file} to start`)
+  }), 120_000, `${file} to start`).catch((err) => { // a process start takes tens of seconds on a loaded machine
+    child.kill('SIGKILL')
+    throw err
+  })
   child.ready = ready
   return child
 }

@@ -56,7 +56,7 @@ export function renderSoak (r) {
     const c = s.counts
     const other = Object.entries(c.pollStatus).filter(([k]) => k !== '503').reduce((n, [, v]) => n + v, 0)
     out.push(`| ${s.store} | ${c.polls} | ${c.answered.ok} | ${c.answered.timeout} | ${c.answered.disconnected} | ${c.aborted} | ${c.pollStatus['503'] ?? 0} | ${other} | ${c.pollErrors} | ` +
-      `${c.pushAcked} / ${c.pushFailed} / ${c.pushSkippedBusy + c.pushSkippedDown} | ${num(c.pushMsTotal / Math.max(1, c.pushAcked + c.pushFailed), 0)} / ${c.pushMsMax} | ${c.disconnects} | ${s.restarts.length} (${s.restarts.map((x) => x.outageMs).join(', ')}) |`)
+      `${c.pushAcked} / ${c.pushFailed} / ${c.pushSkippedBusy + c.pushSkippedDown} | ${num(c.pushMsTotal / Math.max(1, c.pushAcked + c.pushFailed), 0)} / ${c.pushMsMax} | ${c.disconnects} | ${s.restarts.filter((x) => x.failed === undefined).length} (${s.restarts.map((x) => x.failed === undefined ? x.outageMs : 'failed').join(', ')}) |`)
   }
   out.push('')
   out.push('Rates per sample interval (mean, min–max per second):', '')
