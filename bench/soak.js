@@ -86,7 +86,7 @@ async function restart (set) {
   set.servers[1] = replacement
   await call(set.client, { cmd: 'up', slot: 1, base: replacement.base })
   const ms = (a, b) => Math.round((b - a) * 1000)
-  set.restarts.push({ atS: began, startMs: ms(began, draining), outageMs: ms(draining, elapsedS()), drainMs: ms(draining, stopping), closeMs: ms(stopping, elapsedS()), killed })
+  set.restarts.push({ atS: began - runStart, startMs: ms(began, draining), outageMs: ms(draining, elapsedS()), drainMs: ms(draining, stopping), closeMs: ms(stopping, elapsedS()), killed })
 }
 
 async function sampleStore (set, t) {
@@ -129,7 +129,7 @@ while (elapsedS() < endS) {
         log(`${set.store}: instance 1 replaced: start ${r.startMs} ms, then out for ${r.outageMs} ms (drain ${r.drainMs}, close ${r.closeMs}${r.killed ? ', killed' : ''})`)
       }, (err) => {
         // A replacement that failed to start is reported, and the next period tries again: instance 1 keeps serving.
-        set.restarts.push({ atS: now, failed: err.message })
+        set.restarts.push({ atS: now - runStart, failed: err.message })
         log(`${set.store}: restart failed: ${err.message}`)
       }).finally(() => { set.restarting = null })
     } else if (now >= nextRestart[i]) nextRestart[i] = Infinity
@@ -229,6 +229,11 @@ const results = {
         phantoms: v.counts.phantoms,
         unexpectedGaps: v.counts.unexpectedGaps,
         badCursor: v.counts.badCursor,
+        lostWakeups: v.counts.lostWakeups,
+        slowWakeups: v.counts.slowWakeups,
+        retentionGaps: v.counts.retentionGaps,
+        trimmed: v.trimmed,
+        stalls: v.counts.stalls,
         excused: v.excused,
         drained: v.drained
       },
@@ -250,7 +255,7 @@ if (redis !== null || redisSamples.length > 0) {
   }
 }
 const violations = results.stores.reduce((n, s) => n + s.delivery.lost + s.delivery.duplicates + s.delivery.outOfOrder +
-  s.delivery.phantoms + s.delivery.unexpectedGaps + s.delivery.badCursor + (s.delivery.drained ? 0 : 1), 0)
+  s.delivery.phantoms + s.delivery.unexpectedGaps + s.delivery.badCursor + s.delivery.lostWakeups + (s.delivery.drained ? 0 : 1), 0)
 const notFlat = [
   ...results.stores.flatMap((s) => Object.entries(s.series).filter(([, j]) => j.flat === false).map(([name]) => `${s.store} ${name}`)),
   ...Object.entries(results.redis?.series ?? {}).filter(([, j]) => j.flat === false).map(([name]) => `redis ${name}`)

@@ -42,13 +42,21 @@ export function renderSoak (r) {
   out.push(`**Delivery violations: ${r.violations}**; series not flat: ${r.notFlat.length === 0 ? 'none' : r.notFlat.join(', ')}.`, '')
 
   out.push('## Delivery', '')
-  out.push('| store | acked × pollers | received | lost | duplicates | out of order | never pushed | unexpected gaps | 400 cursor | missing, allowed (disconnect / restart) | drained |')
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
+  out.push('| store | acked × pollers | received | lost | duplicates | out of order | never pushed | unexpected gaps | 400 cursor | lost wake-ups | drained | missing, allowed: disconnect / restart / trimmed | retention gaps | slow wake-ups | stalls > 30 s |')
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|')
   for (const s of r.stores) {
     const d = s.delivery
-    out.push(`| ${s.store} | ${d.expected} | ${d.received} | ${d.lost} | ${d.duplicates} | ${d.outOfOrder} | ${d.phantoms} | ${d.unexpectedGaps} | ${d.badCursor} | ${d.excused.disconnect} / ${d.excused.restart} | ${d.drained ? 'yes' : '**no**'} |`)
+    out.push(`| ${s.store} | ${d.expected} | ${d.received} | ${d.lost} | ${d.duplicates} | ${d.outOfOrder} | ${d.phantoms} | ${d.unexpectedGaps} | ${d.badCursor} | ${d.lostWakeups} | ${d.drained ? 'yes' : '**no**'} | ` +
+      `${d.excused.disconnect} / ${d.excused.restart} / ${d.trimmed} | ${d.retentionGaps} | ${d.slowWakeups} | ${d.stalls} |`)
   }
   out.push('')
+  out.push('Violations (must be 0): *lost* (acked, never received, not explained by a disconnect, a memory restart or a ' +
+    'retention gap), *duplicates*, *out of order*, *never pushed*, *unexpected gaps* (`gap: true` with no disconnect, ' +
+    'restart or full retained list to explain it), *400 cursor*, *lost wake-ups* (a 25 s poll answered `timeout` ≥ 5 s ' +
+    'after a message for it was acked), *drained: no*. Allowed and counted: messages missing from the tail of a segment ' +
+    'that a disconnect or a memory-instance restart ended, messages trimmed by `maxMessages` behind a poller that fell that ' +
+    'far behind (its answer says `gap: true`), *slow wake-ups* (a short poll answered `timeout` ≥ 1 s after an ack: a ' +
+    'starved process), *stalls* (a poller 30 s without a 200).', '')
   out.push('## How polls ended', '')
   out.push('| store | polls | ok | timeout | disconnected | aborted by client | 503 | other non-200 | refused / reset | pushes acked / failed / skipped | push ms mean / max | disconnects | restarts (outage ms each) |')
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|')
