@@ -34,8 +34,8 @@ const counts = {
   pushSent: 0,
   pushAcked: 0,
   pushFailed: 0,
-  pushSkippedBusy: 0, // due while the channel's last push (or a disconnect) was still in flight
-  pushSkippedDown: 0, // due while no instance that can take it was up
+  pushSkippedBusy: 0, // a push or disconnect due while every channel had one in flight
+  pushSkippedDown: 0, // ... while every channel without one had its instance down
   pushMsTotal: 0,
   pushMsMax: 0,
   disconnects: 0,
@@ -309,6 +309,20 @@ function disconnect (ch) {
   ).finally(() => { ch.busy = false })
 }
 
+/** The first channel from index `from` on (wrapping) with nothing in flight and an instance up; null if none. */
+function free (from) {
+  let down = false
+  for (let i = 0; i < channels.length; i++) {
+    const ch = channels[(from + i) % channels.length]
+    if (ch.busy) continue
+    if (reachable(ch)) return ch
+    down = true
+  }
+  if (down) counts.pushSkippedDown++
+  else counts.pushSkippedBusy++
+  return null
+}
+
 function reachable (ch) {
   return mode === 'redis' ? pickSlot(0) !== -1 : usable(ch.home)
 }
@@ -323,19 +337,21 @@ function runLoad () {
   const tick = () => {
     if (!loadOn) return
     const elapsed = Date.now() - t0
+    // Each due push goes to the next channel, round-robin, that has nothing in flight; a disconnect to a random
+    // such channel. Only when every channel is busy (or down) is one skipped, and counted.
     for (; pushesDue < Math.floor(elapsed * LOAD.pushesPerSecond / 1000); pushesDue++) {
-      const ch = channels[next++ % channels.length]
-      if (ch.busy) counts.pushSkippedBusy++
-      else if (!reachable(ch)) counts.pushSkippedDown++
-      else push(ch)
+      const ch = free(next)
+      if (ch === null) continue
+      next = channels.indexOf(ch) + 1
+      push(ch)
     }
     for (; abortsDue < Math.floor(elapsed * LOAD.abortsPerSecond / 1000); abortsDue++) {
       const p = pollers[Math.floor(Math.random() * pollers.length)]
       if (p.held !== null && Date.now() - p.held.since >= 100) p.held.controller.abort()
     }
     for (; disconnectsDue < Math.floor(elapsed / LOAD.disconnectEveryMs); disconnectsDue++) {
-      const ch = channels[Math.floor(Math.random() * channels.length)]
-      if (!ch.busy && reachable(ch)) disconnect(ch)
+      const ch = free(Math.floor(Math.random() * channels.length))
+      if (ch !== null) disconnect(ch)
     }
     later(tick, 20)
   }
