@@ -65,7 +65,7 @@ async function startServer (store) {
 
 /** One store's pair of instances and its client. Instance 0 lives for the whole run; instance 1 restarts. */
 async function startStore (store) {
-  const servers = [await startServer(store), await startServer(store)]
+  const servers = await Promise.all([startServer(store), startServer(store)])
   const client = await start(path.join(here, 'soak', 'client.js'), [])
   await call(client, { cmd: 'start', mode: store, bases: servers.map((s) => s.base) })
   return { store, servers, client, restarting: null, restarts: [], samples: [] }
@@ -106,8 +106,7 @@ async function sampleRedis () {
 const loadStart = os.loadavg()
 log(`soak: ${minutes} min on ${stores.join(' and ')}, a sample every ${sampleS} s, instance 1 restarts every ${restartS} s, warm-up ${warmupS} s`)
 if (stores.includes('redis')) redis = await startRedis()
-const sets = []
-for (const store of stores) sets.push(await startStore(store))
+const sets = await Promise.all(stores.map(startStore))
 const redisSamples = []
 
 const runStart = elapsedS()

@@ -34,7 +34,7 @@ t.test('npm run bench -- --soak 0.2 churns polls through every end on memory and
   delete env.NODE_OPTIONS
   delete env.NODE_V8_COVERAGE
   const { code, stderr } = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
-    execFile(process.execPath, ['bench/run.js', '--soak', '0.2', '--out', out], { cwd: root, env, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {
+    execFile(process.execPath, ['bench/run.js', '--soak', '0.2', '--out', out], { cwd: root, env, timeout: 280_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stderr })
     })
   })
