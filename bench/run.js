@@ -7,6 +7,7 @@
 // bench/results/latest.{json,md,svg} (a --quick run writes to bench/results/tmp/ unless --out is given).
 //
 //   node bench/run.js --queues [--quick] [--out DIR]     the work-queue scenario (bench/queues/run.js)
+//   node bench/run.js --soak MINUTES [--stores memory,redis] [--out DIR]    the soak (bench/soak.js)
 //   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput,multiplex]
 //                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 import { fork, spawn, execFileSync } from 'node:child_process'
@@ -24,6 +25,12 @@ import { multiplex } from './scenarios/multiplex.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '..')
+
+// `--soak MINUTES`: the soak, which has a runner of its own (bench/soak.js).
+if (process.argv.includes('--soak')) {
+  await import('./soak.js')
+  process.exit()
+}
 
 // `--queues`: the work-queue scenario, which has a runner of its own (bench/queues/run.js, `npm run bench:queues`).
 if (process.argv.includes('--queues')) {
