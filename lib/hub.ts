@@ -415,21 +415,31 @@ export class Hub {
   private async storeRead<T> (reading: () => Promise<T>): Promise<T> {
     try {
       const result = await reading()
-      if (this.storeFailing) {
-        this.storeFailing = false
-        this.options.log.info('fastify-longpoll: the store answers again')
-      }
+      if (this.storeFailing) this.storeAnswered()
       return result
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 400) throw err
-      this.metrics.storeError('read')
-      // Logged once per incident, not once per poll.
-      if (!this.storeFailing) {
-        this.storeFailing = true
-        this.options.log.error({ err }, 'fastify-longpoll: the store failed a read')
-      }
+      this.storeFailed(err, 'read', 'fastify-longpoll: the store failed a read')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
+  }
+
+  /**
+   * A store operation failed (a read here; an append or a delete in LongPoll): counted, and logged once per
+   * incident, not once per poll or push. Reads, appends and deletes share the incident: one store, one outage.
+   */
+  storeFailed (err: unknown, operation: 'read' | 'append' | 'delete', message: string, fields: object = {}): void {
+    this.metrics.storeError(operation)
+    if (this.storeFailing) return
+    this.storeFailing = true
+    this.options.log.error({ err, ...fields }, message)
+  }
+
+  /** The store answered an operation: ends the incident, if there is one, with one line. */
+  storeAnswered (): void {
+    if (!this.storeFailing) return
+    this.storeFailing = false
+    this.options.log.info('fastify-longpoll: the store answers again')
   }
 
   // ——— answer ———
