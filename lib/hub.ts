@@ -72,6 +72,10 @@ class ChannelWaiters {
   ready: Promise<void> | void = undefined
   waking = false
   rewake = false
+  /** A wake-up's store read failed: the channel is woken again after `retryDelay` (see retryWake). */
+  readFailed = false
+  retry: NodeJS.Timeout | null = null
+  retryDelay = 0
   readonly channelJson: string
   constructor (readonly channel: string) {
     this.channelJson = JSON.stringify(channel)
@@ -107,6 +111,10 @@ export interface HubCounters {
   /** Polls refused with 503 because `maxHeldPolls` was reached. */
   rejected: number
 }
+
+/** A failed wake-up read is retried after 50 ms, then 100, 200… up to 2 s between tries. */
+const WAKE_RETRY_FIRST = 50
+const WAKE_RETRY_MAX = 2_000
 
 const HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' }
 
@@ -309,6 +317,7 @@ export class Hub {
     try {
       do {
         waiters.rewake = false
+        waiters.readFailed = false // each round re-reads every group: only the last round's failures count
         if (waiters.entries.size === 1) {
           // One poll on the channel (per-user channels, the common case): no key, no Map, no Promise.all.
           const entry = waiters.entries.values().next().value as PollEntry
@@ -333,6 +342,24 @@ export class Hub {
     } finally {
       waiters.waking = false
     }
+    if (waiters.readFailed) this.retryWake(waiters)
+    else waiters.retryDelay = 0
+  }
+
+  /**
+   * A read of this wake-up failed (the store is down or timed out; logged once per incident by storeRead): its
+   * polls stay held, and rather than wait for the next event or their timeout, the whole channel is woken
+   * again — every group re-read — after a back-off of 50 ms doubling to 2 s, until a wake-up reads without a
+   * failure. Each poll still ends at its timeout, on abort or on close; the channel's one retry timer is owned by
+   * its ChannelWaiters and cleared in release() when the channel's last poll leaves.
+   */
+  private retryWake (waiters: ChannelWaiters): void {
+    if (waiters.retry !== null || this.closing || this.channels.get(waiters.channel) !== waiters) return
+    waiters.retryDelay = waiters.retryDelay === 0 ? WAKE_RETRY_FIRST : Math.min(waiters.retryDelay * 2, WAKE_RETRY_MAX)
+    waiters.retry = setTimeout(() => {
+      waiters.retry = null
+      void this.wake(waiters)
+    }, waiters.retryDelay)
   }
 
   // ——— deliver ———
@@ -346,8 +373,11 @@ export class Hub {
     let result: ReadResult
     try {
       result = await this.read(waiters.channel, first.cursor as Cursor, first.poll.limit)
-    } catch {
-      return // logged by read(); the polls stay held and the next wake-up or their timeout answers them
+    } catch (err) {
+      // Logged by read(); retried by wake (see retryWake). Not a 400: a re-read would get the same verdict on the
+      // cursor, so those polls stay held for the next event or their timeout, as before.
+      if ((err as { statusCode?: number }).statusCode !== 400) waiters.readFailed = true
+      return
     }
     const n = result.messages.length
     if (n === 0) return
@@ -385,21 +415,31 @@ export class Hub {
   private async storeRead<T> (reading: () => Promise<T>): Promise<T> {
     try {
       const result = await reading()
-      if (this.storeFailing) {
-        this.storeFailing = false
-        this.options.log.info('fastify-longpoll: the store answers again')
-      }
+      if (this.storeFailing) this.storeAnswered()
       return result
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 400) throw err
-      this.metrics.storeError('read')
-      // Logged once per incident, not once per poll.
-      if (!this.storeFailing) {
-        this.storeFailing = true
-        this.options.log.error({ err }, 'fastify-longpoll: the store failed a read')
-      }
+      this.storeFailed(err, 'read', 'fastify-longpoll: the store failed a read')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
+  }
+
+  /**
+   * A store operation failed (a read here; an append or a delete in LongPoll): counted, and logged once per
+   * incident, not once per poll or push. Reads, appends and deletes share the incident: one store, one outage.
+   */
+  storeFailed (err: unknown, operation: 'read' | 'append' | 'delete', message: string, fields: object = {}): void {
+    this.metrics.storeError(operation)
+    if (this.storeFailing) return
+    this.storeFailing = true
+    this.options.log.error({ err, ...fields }, message)
+  }
+
+  /** The store answered an operation: ends the incident, if there is one, with one line. */
+  storeAnswered (): void {
+    if (!this.storeFailing) return
+    this.storeFailing = false
+    this.options.log.info('fastify-longpoll: the store answers again')
   }
 
   // ——— answer ———
@@ -482,6 +522,8 @@ export class Hub {
       waiters.entries.delete(entry)
       if (waiters.entries.size > 0 || this.channels.get(waiters.channel) !== waiters) continue
       this.channels.delete(waiters.channel)
+      if (waiters.retry !== null) clearTimeout(waiters.retry)
+      waiters.retry = null
       const failed = (err: unknown): void => {
         this.options.log.warn({ err, channel: waiters.channel }, 'fastify-longpoll: unsubscribe failed')
       }

@@ -72,10 +72,10 @@ export class LongPoll implements LongPollApi {
       stored = await store.append(channel, json, Date.now(), { maxMessages, messageTtl },
         key === undefined ? undefined : { key, ttl: this.options.idempotencyTtl })
     } catch (err) {
-      this.metrics.storeError('append')
-      this.log.error({ err, channel }, 'fastify-longpoll: the store failed to append; nothing was stored')
+      this.hub.storeFailed(err, 'append', 'fastify-longpoll: the store failed to append; nothing was stored', { channel })
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
+    this.hub.storeAnswered()
     // A repeat: the first push stored the message and announced it; nothing more to do.
     if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), online: await this.presence(channel), duplicate: true }
     this.hub.counters.pushed++
@@ -124,9 +124,10 @@ export class LongPoll implements LongPollApi {
     try {
       await this.options.store.delete(channel)
     } catch (err) {
-      this.metrics.storeError('delete')
+      this.hub.storeFailed(err, 'delete', 'fastify-longpoll: the store failed to delete a channel', { channel })
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
+    this.hub.storeAnswered()
     // Deleted first, then announced: a client that re-polls on `disconnected` finds the channel's new life.
     // If the announcement fails, held polls are not released: say so (503), and a retry is harmless because
     // deleting an already deleted channel is a no-op.

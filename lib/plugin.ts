@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { withRetryAfter } from './answers.js'
 import { parsePositions } from './cursor.js'
@@ -23,6 +23,21 @@ declare module 'fastify' {
 }
 
 const errorAnswers = { 400: ErrorAnswer, 403: ErrorAnswer, 413: ErrorAnswer, 429: ErrorAnswer, 500: ErrorAnswer, 503: ErrorAnswer }
+/** 503s answered while the store or the notifier is down: the plugin logs those once per incident itself. */
+const OUTAGE_CODES = new Set(['FST_LONGPOLL_STORE_UNAVAILABLE', 'FST_LONGPOLL_NOTIFIER_UNAVAILABLE'])
+
+/**
+ * The error handler of the plugin's own routes (their encapsulated scope; the app's other routes keep theirs).
+ * Fastify's default handler logs every 5xx at `error`, so an outage would log one line per failed poll and
+ * push besides the plugin's one line per incident: answer those 503s without a log line. Every other error
+ * goes on to the app's error handler (the user's, or Fastify's default), which answers and logs it as before.
+ * The answer is sent as a plain object: sending the Error itself would hand it to the next handler, which logs.
+ */
+function quietOutages (err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (!OUTAGE_CODES.has(err.code)) throw err
+  void reply.code(503).send({ statusCode: 503, code: err.code, error: 'Service Unavailable', message: err.message })
+}
+
 /** Room for `{"channel":…,"data":…}` around the data, whose own size `maxMessageBytes` bounds. */
 const PUSH_ENVELOPE_BYTES = 1024
 
@@ -66,6 +81,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
 
   // fastify-plugin makes Fastify ignore `prefix`, so the routes live in an inner, encapsulated plugin.
   await fastify.register(async (scope) => {
+    scope.setErrorHandler(quietOutages)
     await routes(scope, options, longpoll)
     if (options.routes.queues) queueRoutes(scope, options, queues)
   }, { prefix: options.prefix })

@@ -89,9 +89,14 @@ export class RedisNotifier implements LongPollNotifier {
     // Our own connection, with the options this code relies on whatever the user's client says: commands
     // queue while it reconnects; a SUBSCRIBE caught in flight by a drop is re-sent, so its promise settles
     // (with autoResendUnfulfilledCommands off, ioredis would leave it pending forever, and every poll of
-    // that channel would wait for its timeout); and it re-subscribes under our control (see onReady).
+    // that channel would wait for its timeout); and it re-subscribes under our control (see onReady). On a
+    // Cluster, no retry of a (S)SUBSCRIBE or SUNSUBSCRIBE that met a closed connection: ioredis re-dispatches a
+    // retried one up to 16 times over 1.6 s, appending to its re-subscribe list at each try (see resubscribe),
+    // and a retried SUNSUBSCRIBE could land after a newer SSUBSCRIBE of the same channel and silently undo it.
+    // Sent once each, they reach a shard connection in the order they were called; a refused one fails the
+    // poll (503) at once, and a failed re-subscription waits for the next 'subscribersReady'.
     const subscriber = this.sharded
-      ? (this.redis as Cluster).duplicate([], { shardedSubscribers: true, enableOfflineQueue: true })
+      ? (this.redis as Cluster).duplicate([], { shardedSubscribers: true, enableOfflineQueue: true, retryDelayOnFailover: 0 })
       : (this.redis as Redis).duplicate({ enableOfflineQueue: true, autoResendUnfulfilledCommands: true, autoResubscribe: false, lazyConnect: false })
     this.subscriber = subscriber
     const on = (event: string, listener: (...args: any[]) => void): void => {
@@ -130,7 +135,13 @@ export class RedisNotifier implements LongPollNotifier {
     if (this.wasReady && subscriber.status !== 'ready') throw new Error(`the Redis subscriber connection is ${subscriber.status}`)
     const subscription: Subscription = { ready: Promise.resolve(), linger: null }
     subscription.ready = this.connected(subscriber).then(() => this.send(subscriber, [name])).catch((err: unknown) => {
-      if (this.subscriptions.get(name) === subscription) this.subscriptions.delete(name)
+      if (this.subscriptions.get(name) === subscription) {
+        this.subscriptions.delete(name)
+        // A SUBSCRIBE that failed may still have reached Redis (its reply lost with the connection), and on a
+        // Cluster ioredis appended the channel to its re-subscribe list at every retry (see resend): without
+        // this, every poll refused during a node's outage would leave a few entries there for good.
+        if (this.subscriber === subscriber) this.unsubscribeName(subscriber, name)
+      }
       throw err
     })
     this.subscriptions.set(name, subscription)
@@ -277,7 +288,7 @@ export class RedisNotifier implements LongPollNotifier {
     if (subscriber === null) return
     const names = [...this.subscriptions.keys()]
     const batches: Array<Promise<void>> = []
-    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) batches.push(this.send(subscriber, names.slice(i, i + RESUBSCRIBE_BATCH)))
+    for (let i = 0; i < names.length; i += RESUBSCRIBE_BATCH) batches.push(this.resubscribe(subscriber, names.slice(i, i + RESUBSCRIBE_BATCH)))
     Promise.all(batches).then(() => {
       if (this.closed) return
       if (this.failing) this.log.info({ channels: names.length }, 'fastify-longpoll: the Redis subscriber is back; held polls re-check the store')
@@ -287,6 +298,30 @@ export class RedisNotifier implements LongPollNotifier {
       // The connection dropped again; its next 'ready' retries.
       this.onError(err as Error)
     })
+  }
+
+  /**
+   * On a Cluster, SUNSUBSCRIBE before SSUBSCRIBE. ioredis (5.x) keeps the shard-subscribed channels in a list per
+   * slot (ClusterSubscriberGroup.channels, re-sent by ioredis itself after each reset of its shard subscribers)
+   * that every SSUBSCRIBE sent through the Cluster appends to, duplicates included, and SUNSUBSCRIBE removes
+   * every entry of its channel from. While a master is down ioredis resets its subscribers, and emits
+   * 'subscribersReady', after every slots refresh (about every 100 ms): re-sending SSUBSCRIBE alone grew the list
+   * by the number of channels each time (50 channels, a 5 s outage: 41,010 entries). With the pair, each round
+   * leaves each channel in it once. We send our own SSUBSCRIBE rather than rely on ioredis's re-send because only
+   * ours has a reply to wait for before the resync. The pair goes out back to back on one connection; an event
+   * published between the two is missed, and the resync that follows the round reads the store for it.
+   */
+  private async resubscribe (subscriber: Redis | Cluster, names: string[]): Promise<void> {
+    if (this.sharded) {
+      for (const name of names) this.unsubscribeName(subscriber, name)
+    }
+    await this.send(subscriber, names)
+  }
+
+  /** An UNSUBSCRIBE whose outcome nobody waits for: a failure is the connection's, reported by its events. */
+  private unsubscribeName (subscriber: Redis | Cluster, name: string): void {
+    const done = this.sharded ? (subscriber as Cluster).sunsubscribe(name) : subscriber.unsubscribe(name)
+    done.catch(() => {})
   }
 }
 
