@@ -57,8 +57,8 @@ type Client = Redis | Cluster
 type AppendOutcome = 'stored' | 'duplicate' | 'late'
 interface Scripts {
   longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
-  longpollAppendManyV1 (numberOfKeys: number, keysAndArgs: Array<string | number>): Promise<AppendManyReply>
-  longpollAppendManyClusterV1 (numberOfKeys: number, keysAndArgs: Array<string | number>): Promise<AppendManyReply>
+  longpollAppendManyV1 (routingKey: string, args: Array<string | number>): Promise<AppendManyReply>
+  longpollAppendManyClusterV1 (routingKey: string, args: Array<string | number>): Promise<AppendManyReply>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
 }
@@ -97,7 +97,7 @@ export class RedisStore implements LongPollStore {
     this.redis.defineCommand('longpollAppendManyV1', SCRIPTS.appendMany)
     // On a Cluster a batch goes to each node as one script over keys of many slots, all on that node: Redis 7's
     // allow-cross-slot-keys flag permits exactly that (a Cluster needs Redis 7 already, for sharded pub/sub).
-    this.redis.defineCommand('longpollAppendManyClusterV1', { lua: `#!lua flags=allow-cross-slot-keys\n${SCRIPTS.appendMany.lua}` })
+    this.redis.defineCommand('longpollAppendManyClusterV1', { numberOfKeys: 1, lua: `#!lua flags=allow-cross-slot-keys\n${SCRIPTS.appendMany.lua}` })
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
     this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
     this.sharded = (this.redis as Cluster).isCluster === true
@@ -175,14 +175,12 @@ export class RedisStore implements LongPollStore {
 
   private async appendGroup (command: 'longpollAppendManyV1' | 'longpollAppendManyClusterV1', items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]> {
     const deadline = this.offset === null ? 0 : Date.now() + this.commandTimeout + this.offset
-    const keys: string[] = []
     const args: Array<string | number> = [deadline, time, time + retention.messageTtl, retention.maxMessages, retention.messageTtl, retention.messageTtl + this.emptyChannelTtl]
     for (const { channel, json, idempotency } of items) {
-      keys.push(this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`))
-      args.push(newEpoch(), json, idempotency?.ttl ?? 0)
+      args.push(this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`), newEpoch(), json, idempotency?.ttl ?? 0)
     }
     // One array argument, which ioredis flattens: a spread of thousands of arguments would strain the stack.
-    const [outcome, servertime, replies = []] = await withTimeout((this.redis as unknown as Scripts)[command](keys.length, keys.concat(args as string[])), this.commandTimeout, 'append')
+    const [outcome, servertime, replies = []] = await withTimeout((this.redis as unknown as Scripts)[command](args[6] as string, args), this.commandTimeout, 'append')
     this.offset = Number(servertime) - Date.now()
     if (outcome === 'late') throw new Error(`Redis ran the batch append after its ${this.commandTimeout} ms deadline; nothing was stored`)
     return replies.map(([stored, epoch, seq, firstTime]) => stored === 'duplicate'
