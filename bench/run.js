@@ -2,7 +2,7 @@
 // The benchmark suite (`npm run bench`, `npm run bench -- --quick`; bench/README.md has the method): the servers
 // under test and the scenarios, in run order. The runner is bench/lib/suite.js.
 //
-//   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput,multiplex]
+//   node bench/run.js [--quick] [--out DIR] [--servers a,b] [--scenarios held,fanout,pingpong,throughput,multiplex,pushmany]
 //                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 //   node bench/run.js --queues [--quick] [--out DIR]      the work-queue bench (bench/queues/run.js)
 //
@@ -16,9 +16,10 @@ import fanout from './scenarios/fanout.js'
 import held from './scenarios/held.js'
 import multiplex from './scenarios/multiplex.js'
 import pingpong from './scenarios/pingpong.js'
+import pushmany from './scenarios/pushmany.js'
 import throughput from './scenarios/throughput.js'
 
-export const scenarios = [held, fanout, pingpong, throughput, multiplex]
+export const scenarios = [held, fanout, pingpong, throughput, multiplex, pushmany]
 
 export const servers = [
   { id: 'node-http', label: 'node:http floor', kind: 'node-http', instances: 1, baseline: true },

@@ -49,6 +49,8 @@ export function suiteConfig (quick) {
         warmupPingpongMs: 200,
         warmupHeld: 50,
         multiplexClients: 50,
+        pushManyChannels: 500,
+        pushManyRate: 2000,
         perClient: 8000
       }
     : {
@@ -63,6 +65,8 @@ export function suiteConfig (quick) {
         warmupPingpongMs: 1500,
         warmupHeld: 1000,
         multiplexClients: 1500,
+        pushManyChannels: 10_000,
+        pushManyRate: 10_000,
         perClient: 8000
       }
   config.pushWindow = 100 // held: at most this many messages in flight (pushed, not yet delivered)
