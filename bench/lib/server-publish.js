@@ -7,6 +7,8 @@
 // Message j goes to channels[j % channels.length] with data { k, t, text }: k = startK + floor(j / channels.length),
 // so every channel receives k = startK, startK + 1, … in order; t is the wall-clock time it was published (ms).
 const TICK_MS = 10
+/** The plugin's default maxPushMany: a tick that fell behind catches up in batches of at most this many. */
+const MAX_BATCH = 1000
 
 export async function publish (longpoll, { channels, perChannel, startK, rate, mode, payload }) {
   const total = channels.length * perChannel
@@ -15,7 +17,7 @@ export async function publish (longpoll, { channels, perChannel, startK, rate, m
   let failed = 0
   let calls = 0
   while (sent < total) {
-    const due = Math.min(total, Math.ceil((performance.now() - t0 + TICK_MS) * rate / 1000))
+    const due = Math.min(total, sent + MAX_BATCH, Math.ceil((performance.now() - t0 + TICK_MS) * rate / 1000))
     if (due > sent) {
       const batch = []
       for (; sent < due; sent++) {
