@@ -50,7 +50,7 @@ t.test('maxPushMany is validated at register', async (t) => {
   for (const bad of [0, -1, 1.5, '10']) {
     const app = Fastify()
     t.teardown(() => app.close())
-    await t.rejects(app.register(longpoll, { maxPushMany: bad as number }).ready(), { code: 'FST_LONGPOLL_INVALID_OPTION', message: /maxPushMany/ }, `maxPushMany: ${String(bad)}`)
+    await t.rejects(async () => { await app.register(longpoll, { maxPushMany: bad as number }).ready() }, { code: 'FST_LONGPOLL_INVALID_OPTION', message: /maxPushMany/ }, `maxPushMany: ${String(bad)}`)
   }
 })
 

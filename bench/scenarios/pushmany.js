@@ -48,7 +48,8 @@ export default {
           total.cpuUs += m.cpuUs
           total.delivered += r.delivered
           total.expected += m.result.received.reduce((sum, x) => sum + x.expected, 0)
-          total.lost += m.result.received.reduce((sum, x) => sum + x.lost, 0)
+          // A message whose publish failed was never stored: not lost, counted as failed (one poll per channel).
+          total.lost += m.result.received.reduce((sum, x) => sum + x.lost, 0) - m.result.published.failed
           total.duplicates += r.duplicates
           total.outOfOrder += r.outOfOrder
           total.latencies.push(...r.latencies)

@@ -123,7 +123,7 @@ export function pushManySuite (t: Test, { instances, name }: PushManySuiteOption
     for (const [what, batch, code, statusCode] of cases) {
       await t.rejects(pusher.app.longpoll.pushMany(batch as PushManyMessage[]), { code, statusCode }, what)
     }
-    await t.rejects(pusher.app.longpoll.pushMany([valid, { channel: c }]), { message: /^messages\[1\]: / }, 'the error names the message')
+    await t.rejects(pusher.app.longpoll.pushMany([valid, { channel: c }] as PushManyMessage[]), { message: /^messages\[1\]: / }, 'the error names the message')
     await t.rejects(pusher.app.longpoll.pushMany(Array.from({ length: SUITE_OPTIONS.maxPushMany + 1 }, () => valid)), { message: /maxPushMany/ }, 'the error names the option')
     t.equal(pusher.app.longpoll.stats().pushed, pushed, 'nothing was pushed')
     const answer = await poll(pusher.base, { channel: c, timeout: 0 })
