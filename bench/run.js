@@ -8,7 +8,7 @@
 //
 // A scenario is a module in bench/scenarios/ with a default export:
 //   { name, variants (config) => [{ id, ...params }], run (ctx, set, variant) => row,
-//     freshServer?, pluginOnly?, targets? ({ ids, check, … }), chart? (id) => bars, markdown? (view) => lines }
+//     freshServer?, pluginOnly?, notApplicable? (why a baseline skips it), targets? ({ ids, check, … }), chart? (id) => bars, markdown? (view) => lines }
 // (held.js is the model). To add one: write the module, list it below, give suiteConfig (lib/config.js) its sizes.
 import process from 'node:process'
 import { fileURLToPath } from 'node:url'

@@ -49,7 +49,7 @@ export function suiteConfig (quick) {
         warmupPingpongMs: 200,
         warmupHeld: 50,
         multiplexClients: 50,
-        pushManyChannels: 500,
+        pushManyChannels: 200,
         pushManyRate: 2000,
         perClient: 8000
       }

@@ -73,7 +73,7 @@ export async function runSuite ({ scenarios, servers: allServers, argv }) {
         continue
       }
       const applicable = variants.filter((v) => !(def.baseline === true && v.module.pluginOnly === true))
-      for (const v of variants.filter((x) => !applicable.includes(x))) rows.push({ server: def.id, scenario: v.id, skipped: 'not applicable: one-channel protocol only' })
+      for (const v of variants.filter((x) => !applicable.includes(x))) rows.push({ server: def.id, scenario: v.id, skipped: `not applicable: ${v.module.notApplicable ?? 'one-channel protocol only'}` })
       // A fresh server for each variant that measures idle-to-held memory, so its idle RSS is read on a process
       // that never held more (a quick run uses one server for everything: it checks that the suite works).
       const groups = (quick

@@ -17,7 +17,8 @@ const PER_CHANNEL = 1
 export default {
   name: 'pushmany',
   variants: () => [{ id: 'pushmany' }],
-  pluginOnly: true, // server-side publishing is the plugin's API
+  pluginOnly: true,
+  notApplicable: 'the baselines have no server-side publishing API',
 
   async run ({ config, log, redis }, set) {
     const n = config.pushManyChannels
@@ -103,7 +104,7 @@ export default {
 
   markdown ({ ids, results, fmt, label, skippedRow }) {
     if (!ids.includes('pushmany')) return []
-    const rows = results.rows.filter((r) => r.scenario === 'pushmany')
+    const rows = results.rows.filter((r) => r.scenario === 'pushmany' && !String(r.skipped ?? '').startsWith('not applicable'))
     const first = rows.find((r) => !r.skipped)
     const lines = [
       `## pushmany: ${fmt(first?.n, 0)} polls held, one channel each; the server publishes ${fmt(first?.rate, 0)} messages/s round-robin over them, as one pushMany per 10 ms or one push per message, in alternating rounds (${first?.rounds ?? ROUNDS} each)`,
