@@ -113,7 +113,7 @@ export class LongPoll implements LongPollApi {
         : await appendEach(store, items, Date.now(), { maxMessages, messageTtl })
     } catch (err) {
       this.metrics.storeError('append')
-      this.log.error({ err, messages: items.length }, 'fastify-longpoll: the store failed to append a batch; it was not stored')
+      this.log.error({ err, messages: items.length }, 'fastify-longpoll: the store failed to append a batch (on a single server nothing of it is stored; on a Cluster, other nodes may have stored theirs)')
       throw new errors.StoreUnavailable((err as Error).message, { cause: err })
     }
     // One event per channel, for its newest message: a wake-up reads everything after each poll's cursor.
