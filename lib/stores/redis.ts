@@ -41,13 +41,17 @@ export interface RedisStoreOptions {
  *   but replies are nested field arrays to unpack in Lua, and an emptied stream key never goes away by itself.
  *
  * Keys (built in lib/redis/keys.ts), hash-tagged so that one channel's keys and its pub/sub channel share a Cluster slot:
- *   <prefix>{<channel>}:meta  hash { e: epoch of the current life, s: seq of its newest message }
+ *   <prefix>{<channel>}:meta  hash: the channel's life — epoch, newest seq, when it began, the run id of the
+ *                             Redis process that last wrote it, its ancestors (lib/redis/scripts/includes/channel-life.lua);
+ *                             or, for emptyChannelTtl after a disconnect, a tombstone holding only the time of it
  *   <prefix>{<channel>}:msgs  list, oldest first, of "<seq>:<time>:<expiresAt>:<json>"
  *   <prefix>{<channel>}:key:<idempotency key>  string "<epoch>:<seq>:<time>" of the key's first message, for its ttl
+ * Only an append creates a life: a read of a channel with none writes nothing and answers an empty-channel
+ * cursor, so polls on names that never get a message cost Redis nothing once they end.
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
- * The scripts are lib/redis/scripts/append-3.lua (append-many-n.lua for a batch) and read-2.lua.
+ * The scripts are lib/redis/scripts/append-3.lua (append-many-1.lua for a batch), read-2.lua, read-many-n.lua and delete-2.lua.
  */
 
 export type { RedisClient }
@@ -61,11 +65,12 @@ interface Scripts {
   longpollAppendManyClusterV1 (routingKey: string, args: Array<string | number>): Promise<AppendManyReply>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
+  longpollDeleteV1 (meta: string, msgs: string, emptyChannelTtl: number): Promise<number>
 }
 /** { 'stored', server time, per message { outcome, epoch, seq, time of the first message? } } or { 'late', server time } */
 type AppendManyReply = [AppendOutcome, number, Array<[AppendOutcome, string, number, number?]>?]
-/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages } */
-type ReadReply = [string, number, number, string[]?]
+/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages, ancestors when a message predates a fork } */
+type ReadReply = [string, number, number, string[]?, string?]
 
 /**
  * Messages in Redis: every instance of your app sees the same channels. Append and read are one Lua script
@@ -100,6 +105,7 @@ export class RedisStore implements LongPollStore {
     this.redis.defineCommand('longpollAppendManyClusterV1', { numberOfKeys: 1, lua: `#!lua flags=allow-cross-slot-keys\n${SCRIPTS.appendMany.lua}` })
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
     this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
+    this.redis.defineCommand('longpollDeleteV1', SCRIPTS.delete)
     this.sharded = (this.redis as Cluster).isCluster === true
     this.connectedOnce = this.redis.status === 'ready'
     this.redis.on('ready', this.onReady)
@@ -217,7 +223,7 @@ export class RedisStore implements LongPollStore {
   /** Deletes the channel; like `append`, it is never queued while Redis is unreachable (a late delete would drop newer messages). */
   async delete (channel: string): Promise<void> {
     await this.connected()
-    await withTimeout(this.redis.del(this.key(channel, 'meta'), this.key(channel, 'msgs')), this.commandTimeout, 'delete')
+    await withTimeout((this.redis as unknown as Scripts).longpollDeleteV1(this.key(channel, 'meta'), this.key(channel, 'msgs'), this.emptyChannelTtl), this.commandTimeout, 'delete')
   }
 
   /** The client is yours: close() only removes the store's listener. */
@@ -246,11 +252,29 @@ function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, s
   return [position === 'oldest' ? 'o' : 'l', { epoch: '', seq: 0 }]
 }
 
-function readResult ([epoch, rawSeq, gap, elements = []]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
+function readResult ([epoch, rawSeq, gap, elements = [], ancestors]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
   if (gap === SENTINELS.PAST_NEWEST) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
   const messages = elements.map(decode)
+  if (ancestors !== undefined) labelByLife(messages, ancestors)
   const last = messages[messages.length - 1]
   return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
+}
+
+/**
+ * Gives each message written before a fork the epoch of the life it was written in. `ancestors` is
+ * "<epoch>:<bound>,…", newest first, with bounds that never grow towards the oldest: message n was written in
+ * the oldest ancestor whose bound is at least n (lib/redis/scripts/includes/channel-life.lua).
+ */
+function labelByLife (messages: StoredMessage[], ancestors: string): void {
+  const lives = ancestors.split(',').map((entry) => {
+    const colon = entry.lastIndexOf(':')
+    return { epoch: entry.slice(0, colon), bound: Number(entry.slice(colon + 1)) }
+  }).reverse()
+  for (const message of messages) {
+    const life = lives.find(({ bound }) => message.seq <= bound)
+    if (life === undefined) break // this and every later message belong to the current life
+    message.epoch = life.epoch
+  }
 }
 
 function decode (element: string): StoredMessage {

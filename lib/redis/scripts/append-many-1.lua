@@ -8,21 +8,22 @@
 -- ARGV[1] deadline, in this server's clock (ms); 0 for none   ARGV[2] time (ms)   ARGV[3] expiresAt (ms)
 -- ARGV[4] maxMessages   ARGV[5] PEXPIRE of a list (messageTtl)   ARGV[6] PEXPIRE of a meta hash
 -- then 6 per message i, from a = 6i + 1: ARGV[a] meta hash, ARGV[a+1] message list, ARGV[a+2] idempotency key
--- (see append-3.lua), ARGV[a+3] epoch to use if its channel has no life yet, ARGV[a+4] json,
+-- (see append-3.lua), ARGV[a+3] epoch to use if its channel has no life yet (or forks), ARGV[a+4] json,
 -- ARGV[a+5] ttl of its idempotency key (ms); 0 for no key
 -- Returns { 'stored', server time (ms), { { 'stored', epoch, seq } or { 'duplicate', epoch, seq, time of the
 -- first message } per message, in order } };
 -- or { 'late', server time } when run at or after the deadline: nothing is written, the caller has already
 -- answered 503.
-local clock = redis.call('TIME')
-local servertime = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+--- @include "channel-life"
+local servertime = server_ms()
 local deadline = tonumber(ARGV[1])
 if deadline > 0 and servertime >= deadline then return { 'late', servertime } end
+local rid = run_id()
 --- @include "append-channel"
 local out = {}
 for i = 1, (#ARGV - 6) / 6 do
   local a = 6 * i + 1
-  local outcome, epoch, seq, firsttime = append_channel(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[a + 5])
+  local outcome, epoch, seq, firsttime = append_channel(ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[a + 5], servertime, rid)
   out[i] = { outcome, epoch, seq, firsttime }
 end
 return { 'stored', servertime, out }
