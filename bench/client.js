@@ -8,6 +8,8 @@
 //   push      { rate, window, maxMs, rounds, drainMs, payload }  push to each channel in turn, wait for deliveries
 //   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
 //   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
+//   expect    { fromK, toK, waitMs }                        the server pushed k = fromK..toK to every poll's channel
+//                                                           (bench/lib/server-publish.js): wait until each has them
 //   close     {}                                            destroy every socket (held polls are aborted)
 import process from 'node:process'
 import { parseBase, pollAgent, pushAgent, request } from './lib/http.js'
@@ -100,6 +102,8 @@ function onAnswer (p, res) {
     p.received = res.at
     const sentAt = p.sent.get(k)
     if (sentAt !== undefined) counts.latencies.push(res.at - sentAt)
+    // Published by the server itself: `t` is its wall-clock time (same machine, same clock).
+    else if (typeof m.data.t === 'number') counts.latencies.push(performance.timeOrigin + res.at - m.data.t)
   }
   if (repoll) pollOnce(p)
   if (pushing !== null && newest > 0 && newest === p.pushedK) pushing(p)
@@ -222,6 +226,18 @@ const commands = {
     pushing = null
     const drained = await until(() => lostCount() === 0 && counts.acked + counts.pushFailed === counts.pushed, drainMs)
     return summary({ elapsedMs, deliveredAtDeadline, drained })
+  },
+
+  async expect ({ fromK, toK, waitMs }) {
+    const has = (p) => { for (let k = fromK; k <= toK; k++) if (!p.seen.has(k)) return false; return true }
+    const expected = pollers.length * (toK - fromK + 1)
+    // Deliveries are counted once per k and poll (duplicates apart), so the count says when to check them all.
+    const drained = await until(() => counts.delivered >= expected && pollers.every(has), waitMs)
+    let lost = 0
+    for (const p of pollers) for (let k = fromK; k <= toK; k++) if (!p.seen.has(k)) lost++
+    const result = summary({ drained })
+    Object.assign(counts, newCounts()) // the next phase counts from zero
+    return { ...result, lost, expected }
   },
 
   async close () {

@@ -54,6 +54,8 @@ async function startPlugin (withRedis, extra = {}) {
     port: app.server.address().port,
     held: () => app.longpoll.stats().heldPolls,
     stats: () => app.longpoll.stats(),
+    // The pushmany scenario publishes from inside the server (app.longpoll.push / pushMany).
+    publish: async (msg) => (await import('./lib/server-publish.js')).publish(app.longpoll, msg),
     async close () {
       app.server.closeAllConnections()
       await app.close()
@@ -110,6 +112,13 @@ process.on('message', async (msg) => {
       fds: openFds(),
       plugin: server.stats?.()
     })
+  } else if (msg.cmd === 'publish') {
+    try {
+      if (typeof server.publish !== 'function') throw new Error(`${kind} has no server-side publish`)
+      process.send({ type: 'done', id: msg.id, result: await server.publish(msg) })
+    } catch (err) {
+      process.send({ type: 'failed', id: msg.id, message: err.stack ?? String(err) })
+    }
   } else if (msg.cmd === 'stop') {
     try {
       await server.close()

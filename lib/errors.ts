@@ -17,6 +17,8 @@ export const errors = {
   BadData: createError('FST_LONGPOLL_BAD_DATA', 'The message data is not JSON: %s', 400),
   /** An `Idempotency-Key` header (or `{ key }` of `app.longpoll.push`) that is not 1–200 visible ASCII characters. */
   BadIdempotencyKey: createError('FST_LONGPOLL_BAD_IDEMPOTENCY_KEY', 'Invalid idempotency key: %s', 400),
+  /** `app.longpoll.pushMany` given something other than an array of `{ channel, data, key? }`, or more than `maxPushMany`. */
+  BadBatch: createError('FST_LONGPOLL_BAD_BATCH', 'Invalid pushMany batch: %s', 400),
   /** The serialized message is larger than `maxMessageBytes`. */
   MessageTooLarge: createError('FST_LONGPOLL_MESSAGE_TOO_LARGE', 'The message is %d bytes; the limit is %d', 413),
   /** An option needs an optional peer dependency that is not installed (`metrics` needs prom-client). */

@@ -5,6 +5,7 @@ import { errors } from './errors.js'
 import { Hub, type HubCounters } from './hub.js'
 import { noMetrics, type Metrics } from './metrics.js'
 import type { NormalizedOptions } from './options.js'
+import type { AppendItem, AppendResult, LongPollStore, Retention } from './stores/types.js'
 
 export interface PushResult {
   /** The message id; also a valid cursor. For a duplicate, the id of the message the key's first push stored. */
@@ -26,6 +27,14 @@ export interface PushOptions {
   key?: string
 }
 
+/** One message of `app.longpoll.pushMany`: what `push(channel, data, { key })` takes. */
+export interface PushManyMessage {
+  channel: string
+  data: unknown
+  /** Idempotency key, as `push`'s `{ key }`. */
+  key?: string
+}
+
 /** `app.longpoll.stats()`: the hub's counters and three gauges, for this instance. */
 export type LongPollStats = Readonly<HubCounters> & {
   /** Polls this instance holds now (including those whose first store reads are in flight). */
@@ -40,6 +49,14 @@ export type LongPollStats = Readonly<HubCounters> & {
 export interface LongPollApi {
   /** Stores a message on a channel and wakes its polls, on every instance. Same path as `POST /push`. */
   push (channel: string, data: unknown, options?: PushOptions): Promise<PushResult>
+  /**
+   * Stores many messages, on any channels, in one store round trip per Redis node, and announces them with one
+   * event per channel; answers one `push` result per message, in order. The messages of one channel are stored
+   * in batch order, with consecutive ids. The whole batch is checked first: one invalid message (the error
+   * `push` would throw, its message naming the item) or more than `maxPushMany` (FST_LONGPOLL_BAD_BATCH) throws
+   * with nothing stored.
+   */
+  pushMany (messages: readonly PushManyMessage[]): Promise<PushResult[]>
   /** Whether some instance holds a poll on the channel, or answered one within `presenceWindow`. */
   online (channel: string): Promise<boolean>
   /** Answers every poll held on the channel, on every instance, with `disconnected`, and deletes its messages. */
@@ -66,7 +83,7 @@ export class LongPoll implements LongPollApi {
     this.checkChannel(channel)
     const key = idempotencyKey(options?.key)
     const json = encodeData(data, this.options.maxMessageBytes)
-    const { store, notifier, maxMessages, messageTtl } = this.options
+    const { store, maxMessages, messageTtl } = this.options
     let stored
     try {
       stored = await store.append(channel, json, Date.now(), { maxMessages, messageTtl },
@@ -80,21 +97,83 @@ export class LongPoll implements LongPollApi {
     if (stored.duplicate === true) return { id: formatCursor(stored.epoch, stored.seq), online: await this.presence(channel), duplicate: true }
     this.hub.counters.pushed++
     this.metrics.pushed()
-    // The message is stored, so the push succeeded whatever happens next. If the notifier fails, held polls
-    // still see the message on their next wake-up or resync; it is never lost, only late. The answer waits for
-    // the publish (bounded by the notifier's own timeout) because its receiver count is the presence.
+    // The message is stored, so the push succeeded whatever happens next. The answer waits for the publish
+    // (bounded by the notifier's own timeout) because its receiver count is the presence.
+    return { id: formatCursor(stored.epoch, stored.seq), online: await this.announce(channel, stored.epoch, stored.seq) }
+  }
+
+  async pushMany (messages: readonly PushManyMessage[]): Promise<PushResult[]> {
+    const items = this.checkBatch(messages)
+    if (items.length === 0) return []
+    const { store, maxMessages, messageTtl } = this.options
+    let stored: AppendResult[]
+    try {
+      stored = store.appendMany !== undefined
+        ? await store.appendMany(items, Date.now(), { maxMessages, messageTtl })
+        : await appendEach(store, items, Date.now(), { maxMessages, messageTtl })
+    } catch (err) {
+      this.metrics.storeError('append')
+      this.log.error({ err, messages: items.length }, 'fastify-longpoll: the store failed to append a batch (on a single server nothing of it is stored; on a Cluster, other nodes may have stored theirs)')
+      throw new errors.StoreUnavailable((err as Error).message, { cause: err })
+    }
+    // One event per channel, for its newest message: a wake-up reads everything after each poll's cursor.
+    const newest = new Map<string, AppendResult>()
+    for (let i = 0; i < items.length; i++) {
+      const result = stored[i] as AppendResult
+      if (result.duplicate === true) continue
+      newest.set((items[i] as AppendItem).channel, result)
+      this.hub.counters.pushed++
+      this.metrics.pushed()
+    }
+    const online = new Map<string, boolean>()
+    await Promise.all(Array.from(newest, async ([channel, { epoch, seq }]) => {
+      online.set(channel, await this.announce(channel, epoch, seq))
+    }))
+    // Channels with only repeats in the batch announced nothing: ask for their presence, as `push` does.
+    const repeatsOnly = new Set(items.map(({ channel }) => channel).filter((channel) => !online.has(channel)))
+    await Promise.all(Array.from(repeatsOnly, async (channel) => { online.set(channel, await this.presence(channel)) }))
+    return stored.map((result, i): PushResult => {
+      const id = formatCursor(result.epoch, result.seq)
+      const here = online.get((items[i] as AppendItem).channel) as boolean
+      return result.duplicate === true ? { id, online: here, duplicate: true } : { id, online: here }
+    })
+  }
+
+  /** The whole batch checked before anything is stored: the error `push` would throw, naming the item. */
+  private checkBatch (messages: readonly PushManyMessage[]): AppendItem[] {
+    if (!Array.isArray(messages)) throw new errors.BadBatch(`expected an array of { channel, data, key? }, got ${messages === null ? 'null' : typeof messages}`)
+    const { maxPushMany, maxMessageBytes, idempotencyTtl } = this.options
+    if (messages.length > maxPushMany) throw new errors.BadBatch(`${messages.length} messages; the limit is ${maxPushMany} (option maxPushMany)`)
+    return messages.map((message: PushManyMessage, i): AppendItem => {
+      if (message === null || typeof message !== 'object') throw new errors.BadBatch(`messages[${i}] is not an object { channel, data, key? }`)
+      try {
+        const channel = this.checkChannel(message.channel)
+        const key = idempotencyKey(message.key)
+        const json = encodeData(message.data, maxMessageBytes)
+        return key === undefined ? { channel, json } : { channel, json, idempotency: { key, ttl: idempotencyTtl } }
+      } catch (err) {
+        (err as Error).message = `messages[${i}]: ${(err as Error).message}`
+        throw err
+      }
+    })
+  }
+
+  /**
+   * Publishes a stored message's event; resolves with the channel's presence. A failed publish never fails the
+   * push: the message is stored, and held polls see it on their next wake-up or resync (late, never lost).
+   */
+  private async announce (channel: string, epoch: string, seq: number): Promise<boolean> {
     // Local presence is taken before the event goes out: the event may answer (and release) the polls here.
     const heldHere = this.hub.holds(channel)
     let receivers: number | void
     try {
-      receivers = await notifier.publish(channel, { type: 'message', epoch: stored.epoch, seq: stored.seq })
+      receivers = await this.options.notifier.publish(channel, { type: 'message', epoch, seq })
     } catch (err) {
       // Also a notifier that throws instead of rejecting: still a stored message, still a 200.
       this.log.warn({ err, channel }, 'fastify-longpoll: the notifier failed to publish a message')
-      return { id: formatCursor(stored.epoch, stored.seq), online: heldHere }
+      return heldHere
     }
-    const online = typeof receivers === 'number' ? receivers > 0 : heldHere
-    return { id: formatCursor(stored.epoch, stored.seq), online }
+    return typeof receivers === 'number' ? receivers > 0 : heldHere
   }
 
   /** Presence from the notifier's subscriber count, or, for a notifier without one, this instance's polls. */
@@ -142,6 +221,27 @@ export class LongPoll implements LongPollApi {
   stats (): LongPollStats {
     return { heldPolls: this.hub.heldPolls, channels: this.hub.channelCount, ...this.hub.counters, heldClaims: this.hub.heldElsewhere() }
   }
+}
+
+/**
+ * `appendMany` for a store without it: the messages of one channel one after another (so they keep batch order),
+ * the channels together.
+ */
+async function appendEach (store: LongPollStore, items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]> {
+  const byChannel = new Map<string, number[]>()
+  items.forEach(({ channel }, i) => {
+    const indices = byChannel.get(channel)
+    if (indices === undefined) byChannel.set(channel, [i])
+    else indices.push(i)
+  })
+  const results = new Array<AppendResult>(items.length)
+  await Promise.all(Array.from(byChannel.values(), async (indices) => {
+    for (const i of indices) {
+      const { channel, json, idempotency } = items[i] as AppendItem
+      results[i] = await store.append(channel, json, time, retention, idempotency)
+    }
+  }))
+  return results
 }
 
 function idempotencyKey (key: unknown): string | undefined {

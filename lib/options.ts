@@ -71,6 +71,8 @@ export interface LongPollOptions {
   presenceWindow?: number
   /** Milliseconds an idempotency key (a push's, or a job's de-duplicating `key`) is remembered. Default 300000. */
   idempotencyTtl?: number
+  /** Most messages in one `app.longpoll.pushMany` batch; a larger batch throws FST_LONGPOLL_BAD_BATCH. Default 1000. */
+  maxPushMany?: number
   /**
    * Prometheus metrics through prom-client (an optional peer dependency: install it). `true` registers them in
    * prom-client's global registry, which fastify-metrics exposes; `{ registry, prefix }` chooses. Default off.
@@ -122,6 +124,7 @@ export interface NormalizedOptions {
   maxAttempts: number
   routes: Required<LongPollRoutes>
   idempotencyTtl: number
+  maxPushMany: number
   presenceWindow: number
   metrics: NormalizedMetrics
   /** `maxHeldPollsPerClient` and `clientKey`; null without a limit. */
@@ -135,7 +138,7 @@ const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'
 const KNOWN = new Set([
   'store', 'notifier', 'timeout', 'maxTimeout', 'maxBatch', 'maxChannels', 'maxMessages', 'messageTtl', 'maxMessageBytes',
   'maxHeldPolls', 'retryAfter', 'channelPattern', 'authorize', 'routes', 'idempotencyTtl', 'presenceWindow', 'metrics', 'maxHeldPollsPerClient', 'clientKey',
-  'queueStore', 'lease', 'maxLease', 'maxAttempts'
+  'maxPushMany', 'queueStore', 'lease', 'maxLease', 'maxAttempts'
 ])
 const ROUTES: RouteName[] = ['poll', 'push', 'disconnect', 'queues']
 
@@ -175,6 +178,7 @@ export function normalizeOptions (options: LongPollOptions): NormalizedOptions {
     maxAttempts: integer(options, 'maxAttempts', 5, 1),
     routes: routes(options.routes),
     idempotencyTtl: integer(options, 'idempotencyTtl', 300_000, 1),
+    maxPushMany: integer(options, 'maxPushMany', 1000, 1),
     presenceWindow: integer(options, 'presenceWindow', 2_000, 0),
     metrics: normalizeMetrics(options.metrics),
     clientLimit: clientLimit(options)

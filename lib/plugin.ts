@@ -5,7 +5,7 @@ import { withRetryAfter } from './answers.js'
 import { parsePositions } from './cursor.js'
 import { errors } from './errors.js'
 import { createMetrics } from './metrics.js'
-import { LongPoll, type LongPollApi, type PushOptions } from './longpoll.js'
+import { LongPoll, type LongPollApi, type PushManyMessage, type PushOptions } from './longpoll.js'
 import { normalizeOptions, type LongPollAction, type LongPollOptions, type NormalizedOptions } from './options.js'
 import { Queues, type QueueApi } from './queues/queues.js'
 import { queueRoutes } from './queues/routes.js'
@@ -64,6 +64,7 @@ const plugin: FastifyPluginAsync<LongPollOptions> = async (fastify, rawOptions) 
 
   fastify.decorate('longpoll', Object.freeze({
     push: (channel: string, data: unknown, options?: PushOptions) => longpoll.push(channel, data, options),
+    pushMany: (messages: readonly PushManyMessage[]) => longpoll.pushMany(messages),
     online: (channel: string) => longpoll.online(channel),
     disconnect: (channel: string) => longpoll.disconnect(channel),
     stats: () => longpoll.stats(),

@@ -1,47 +1,47 @@
-import { multiplexTargets } from '../scenarios/multiplex.js'
-
-// Targets, the Markdown table and the SVG chart, all computed from the results JSON (so they can be re-rendered
-// from an old results file: `node bench/render.js bench/results/<date>.json`).
+// Targets, the Markdown tables and the SVG chart of a suite run, all computed from the results JSON and the
+// scenario modules (bench/scenarios/*.js: each renders its own table, names its own targets and chart bars), so
+// an old results file can be re-rendered: `node bench/render.js bench/results/<date>.json`.
 
 const FLOOR = 'node-http'
 const MEMORY = 'memory'
 
-/** The targets of issue 4, checked against one run. Each: { server, scenario, what, value, reference, ratio, limit, met }. */
-export function evaluateTargets (results) {
+/** The scenario module that ran a scenario id: its name, or its name and a variant (`held-5000`). */
+const moduleOf = (scenarios, id) => scenarios.find((s) => id === s.name || id.startsWith(`${s.name}-`))
+
+/** Each module with the ids of its variants that this run measured, in run order. */
+function present (results, scenarios) {
+  return scenarios
+    .map((module) => ({ module, ids: results.scenarios.filter((id) => moduleOf(scenarios, id) === module) }))
+    .filter((p) => p.ids.length > 0)
+}
+
+/** The targets, checked against one run. Each: { server, scenario, what, field, value, reference, referenceValue, ratio, limit, met }. */
+export function evaluateTargets (results, scenarios) {
   const rows = results.rows
   const find = (server, scenario) => rows.find((r) => r.server === server && r.scenario === scenario && r.skipped === undefined)
   const out = []
-  const check = (server, scenario, what, field, reference, limit) => {
+  /** `server`'s `field` in `scenario` against `reference`'s (in `referenceScenario`, default the same). */
+  const check = (server, scenario, what, field, reference, limit, referenceScenario = scenario) => {
     const row = find(server, scenario)
-    const ref = find(reference, scenario)
+    const ref = find(reference, referenceScenario)
     if (row === undefined || ref === undefined) return
     const value = pick(row, field)
     const base = pick(ref, field)
     if (value === null || value === undefined || base === null || base === undefined) return
     const ratio = base > 0 ? value / base : (value > 0 ? Infinity : 1)
-    out.push({ server, scenario, what, field, value, reference, referenceValue: base, ratio: round(ratio, 3), limit, met: ratio <= limit })
+    const name = referenceScenario === scenario ? reference : `${reference} ${referenceScenario}`
+    out.push({ server, scenario, what, field, value, reference: name, referenceValue: base, ratio: round(ratio, 3), limit, met: ratio <= limit })
   }
-  for (const scenario of results.scenarios) {
-    for (const server of [MEMORY, 'candidate']) {
-      if (scenario.startsWith('held-')) {
-        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
-        check(server, scenario, 'RSS/poll', 'rssPerPoll', FLOOR, 1.15)
-        check(server, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
-      } else if (scenario === 'pingpong') {
-        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.0)
-        check(server, scenario, 'p99', 'latencyMs.p99', FLOOR, 1.0)
-      } else if (scenario === 'fanout') {
-        check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 0.4)
-      }
-    }
-    if (scenario.startsWith('held-') || scenario === 'pingpong' || scenario === 'fanout') {
-      // Issue 10: counting for Prometheus costs nothing measurable on the hot path.
-      check('memory-metrics', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 1.03)
-      check('redis-1', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
-      check('redis-2', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
-    }
+  // The plugin's memory store (and a candidate build) against the floor; Redis and metrics against memory.
+  const plugins = [MEMORY, 'candidate']
+  const memoryTargets = (scenario) => {
+    // Issue 10: counting for Prometheus costs nothing measurable on the hot path.
+    check('memory-metrics', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 1.03)
+    check('redis-1', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
+    check('redis-2', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
   }
-  return [...out, ...multiplexTargets(rows)]
+  for (const { module, ids } of present(results, scenarios)) module.targets?.({ ids, results, check, plugins, memoryTargets })
+  return out
 }
 
 function pick (row, field) {
@@ -74,7 +74,7 @@ function skippedRow (results, row, columns) {
 }
 
 /** The results as Markdown: header (machine, Node, method), one table per scenario, then the targets. */
-export function renderMarkdown (results) {
+export function renderMarkdown (results, scenarios) {
   const { machine, method } = results
   const lines = []
   const rowsOf = (scenario) => results.rows.filter((r) => r.scenario === scenario)
@@ -89,74 +89,18 @@ export function renderMarkdown (results) {
   lines.push('- **Servers:** ' + results.servers.map((s) => `*${s.label}*${s.skipped ? ` (${s.skipped})` : ''}`).join(', ') + '. The node:http floor is the reference for the memory store\'s targets; the memory store is the reference for Redis.')
   lines.push('')
 
-  for (const scenario of results.scenarios.filter((s) => s.startsWith('held-'))) {
-    const n = scenario.slice(5)
-    lines.push(`## held: ${fmt(Number(n), 0)} concurrent polls, one channel each; then one push per channel in turn at up to ${fmt(method.pushRate, 0)} pushes/s, at most ${method.pushWindow} in flight, for at most ${method.pushMaxMs / 1000} s`)
-    lines.push('')
-    lines.push('| server | RSS / held poll (KiB) | pushes/s achieved | p50 (ms) | p99 (ms) | max (ms) | server CPU / msg (µs) | delivered | lost | Redis cmds / push | redis-server CPU / msg (µs) | target met? |')
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|')
-    for (const row of rowsOf(scenario)) {
-      if (row.skipped) { lines.push(skippedRow(results, row, 12)); continue }
-      lines.push(`| ${label(results, row.server)} | ${kib(row.rssPerPoll)} | ${fmt(row.pushRate, 0)} | ${fmt(row.latencyMs.p50, 2)} | ${fmt(row.latencyMs.p99, 2)} | ${fmt(row.latencyMs.max, 1)} | ${fmt(row.cpuPerMsgUs, 1)} | ${fmt(row.delivered, 0)}/${fmt(row.acked, 0)} | ${row.lost} | ${redisCell(row, 'redisCommandsPerPush', 2)} | ${redisCell(row, 'redisCpuPerMsgUs')} | ${targetCell(results, row)} |`)
-    }
-    lines.push('')
+  const view = {
+    results,
+    method,
+    rowsOf,
+    fmt,
+    kib,
+    redisCell,
+    label: (id) => label(results, id),
+    skippedRow: (row, columns) => skippedRow(results, row, columns),
+    targetCell: (row) => targetCell(results, row)
   }
-
-  if (results.scenarios.includes('fanout')) {
-    lines.push(`## fanout: ${fmt(method.fanoutN, 0)} polls held on one channel, one push`)
-    lines.push('')
-    lines.push('| server | first delivery (ms) | p50 (ms) | last delivery (ms) | server CPU / msg (µs) | delivered | lost | Redis cmds for the push (all instances) | target met? |')
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|---|')
-    for (const row of rowsOf('fanout')) {
-      if (row.skipped) { lines.push(skippedRow(results, row, 9)); continue }
-      lines.push(`| ${label(results, row.server)} | ${fmt(row.firstMs, 1)} | ${fmt(row.p50Ms, 1)} | ${fmt(row.lastMs, 1)} | ${fmt(row.cpuPerMsgUs, 2)} | ${fmt(row.delivered, 0)}/${fmt(row.n, 0)} | ${row.lost} | ${redisCell(row, 'redisCommands', 0)} | ${targetCell(results, row)} |`)
-    }
-    lines.push('')
-  }
-
-  if (results.scenarios.includes('pingpong')) {
-    lines.push(`## pingpong: ${method.pingpongChannels} channels, each a poller re-polling with its cursor and a pusher pushing again on delivery, ${method.pingpongMs / 1000} s`)
-    lines.push('')
-    lines.push('| server | delivered msg/s | p50 (ms) | p99 (ms) | max (ms) | server CPU / msg (µs) | violations (order, loss, dup) | Redis cmds / push | redis-server CPU / msg (µs) | target met? |')
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|---|')
-    for (const row of rowsOf('pingpong')) {
-      if (row.skipped) { lines.push(skippedRow(results, row, 10)); continue }
-      lines.push(`| ${label(results, row.server)} | ${fmt(row.msgPerSec, 0)} | ${fmt(row.latencyMs.p50, 2)} | ${fmt(row.latencyMs.p99, 2)} | ${fmt(row.latencyMs.max, 1)} | ${fmt(row.cpuPerMsgUs, 1)} | ${row.violations} (${row.outOfOrder}, ${row.lost}, ${row.duplicates}) | ${redisCell(row, 'redisCommandsPerPush', 2)} | ${redisCell(row, 'redisCpuPerMsgUs')} | ${targetCell(results, row)} |`)
-    }
-    lines.push('')
-  }
-
-  if (results.scenarios.includes('throughput-poll')) {
-    lines.push(`## throughput: autocannon, ${method.throughputConnections} connections, ${method.throughputS} s each (after ${method.throughputWarmS} s of warm-up)`)
-    lines.push('')
-    lines.push('Short polls: `GET /poll?channel=C&timeout=0` on a channel holding one message (every answer carries it). Pushes: `POST /push` to one channel.')
-    lines.push('')
-    lines.push('| server | short polls req/s | p50 (ms) | p99 (ms) | server CPU / req (µs) | pushes req/s | p50 (ms) | p99 (ms) | server CPU / req (µs) | Redis cmds / push | errors + non-2xx |')
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|')
-    const servers = [...new Set(results.rows.filter((r) => r.scenario.startsWith('throughput-')).map((r) => r.server))]
-    for (const id of servers) {
-      const poll = results.rows.find((r) => r.server === id && r.scenario === 'throughput-poll')
-      const push = results.rows.find((r) => r.server === id && r.scenario === 'throughput-push')
-      if (poll?.skipped || push?.skipped) { lines.push(skippedRow(results, poll ?? push, 11)); continue }
-      const cells = (r) => r === undefined ? ['—', '—', '—', '—'] : [fmt(r.reqPerSec, 0), fmt(r.latencyMs.p50, 0), fmt(r.latencyMs.p99, 0), fmt(r.cpuPerReqUs, 1)]
-      lines.push(`| ${label(results, id)} | ${cells(poll).join(' | ')} | ${cells(push).join(' | ')} | ${push === undefined ? '—' : redisCell(push, 'redisCommandsPerPush', 2)} | ${(poll?.violations ?? 0) + (push?.violations ?? 0)} |`)
-    }
-    lines.push('')
-  }
-
-  if (results.scenarios.includes('multiplex-10ch')) {
-    const first = results.rows.find((r) => r.scenario === 'multiplex-10ch' && !r.skipped)
-    lines.push(`## multiplex: ${fmt(first?.clients, 0)} clients each following ${first?.channelsPerClient ?? 10} channels, as one ${first?.channelsPerClient ?? 10}-channel poll each or as ${first?.channelsPerClient ?? 10} one-channel polls each (a fresh server for each); then one push per channel in turn at up to ${fmt(method.pushRate, 0)} pushes/s`)
-    lines.push('')
-    lines.push('| server | polls per client | held polls | RSS / client (KiB) | fds / client | server CPU / msg (µs) | p50 (ms) | p99 (ms) | delivered | lost | Redis cmds / push | target met? |')
-    lines.push('|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|')
-    for (const row of results.rows.filter((r) => r.scenario.startsWith('multiplex-') && !r.skipped)) {
-      const targets = results.targets.filter((t) => t.server === row.server && t.scenario === row.scenario)
-      const cell = targets.length === 0 ? '—' : targets.map((t) => `${t.met ? '✅' : '❌'} ${t.what} ${fmt(t.ratio, 2)}× (≤ ${t.limit}×)`).join('<br>')
-      lines.push(`| ${label(results, row.server)} | ${row.channelsPerClient / row.channelsPerPoll} | ${fmt(row.polls, 0)} | ${kib(row.rssPerClient)} | ${fmt(row.fdsPerClient, 2)} | ${fmt(row.cpuPerMsgUs, 1)} | ${fmt(row.latencyMs.p50, 2)} | ${fmt(row.latencyMs.p99, 2)} | ${fmt(row.delivered, 0)}/${fmt(row.acked, 0)} | ${row.lost} | ${redisCell(row, 'redisCommandsPerPush', 2)} | ${cell} |`)
-    }
-    lines.push('')
-  }
+  for (const { module, ids } of present(results, scenarios)) lines.push(...(module.markdown?.({ ...view, ids }) ?? []))
 
   const met = results.targets.filter((t) => t.met).length
   lines.push(`## Targets: ${met} of ${results.targets.length} met`)
@@ -179,18 +123,10 @@ export function renderMarkdown (results) {
 const COLORS = { 'node-http': '#7f7f7f', 'fastify-map': '#bcbd22', memory: '#1f77b4', 'memory-metrics': '#9467bd', candidate: '#17becf', 'redis-1': '#d62728', 'redis-2': '#ff7f0e' }
 
 /** A grouped bar chart of costs relative to the node:http floor (lower is better). Hand-written SVG. */
-export function renderSvg (results) {
+export function renderSvg (results, scenarios) {
   const metrics = []
   for (const scenario of results.scenarios) {
-    if (scenario.startsWith('held-')) {
-      metrics.push({ scenario, field: 'cpuPerMsgUs', name: `${scenario} CPU/msg` })
-      metrics.push({ scenario, field: 'rssPerPoll', name: `${scenario} RSS/poll` })
-      metrics.push({ scenario, field: 'latencyMs.p99', name: `${scenario} p99` })
-    } else if (scenario === 'fanout') metrics.push({ scenario, field: 'cpuPerMsgUs', name: 'fanout CPU/msg' })
-    else if (scenario === 'pingpong') {
-      metrics.push({ scenario, field: 'cpuPerMsgUs', name: 'pingpong CPU/msg' })
-      metrics.push({ scenario, field: 'latencyMs.p99', name: 'pingpong p99' })
-    } else if (scenario.startsWith('throughput-')) metrics.push({ scenario, field: 'cpuPerReqUs', name: `${scenario.slice(11)} CPU/req` })
+    for (const bar of moduleOf(scenarios, scenario)?.chart?.(scenario) ?? []) metrics.push({ scenario, ...bar })
   }
   const servers = results.servers.filter((s) => !s.skipped)
   const cap = 4

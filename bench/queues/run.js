@@ -8,35 +8,29 @@
 //                latency (submit → handler starts), with 1 and with many waiting workers;
 //   concurrent — 20 submitters of 100 jobs each, each submitting its next job once its last one started: jobs/s.
 // Servers and workers run in forked processes of their own, so their CPU is read from themselves; Redis's CPU
-// and commands come from its INFO. Results: bench/results/queues-<date>.{json,md} and queues-latest.{json,md}
-// (a --quick run writes to bench/results/tmp/ unless --out is given).
+// and commands come from its INFO. Results: bench/results/queues-<date>.{json,md} (a --quick run writes to
+// bench/results/tmp/ unless --out is given). Process supervision, redis-server and measuring: bench/lib/.
 //
 //   node bench/queues/run.js [--quick] [--out DIR] [--systems shortpoll,longpoll-memory,longpoll-redis,bullmq]
-import { fork, execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs'
 import http from 'node:http'
-import os from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { loadAverage, machine, outputDir, parseArgs, runStamp } from '../lib/config.js'
+import { measure } from '../lib/measure.js'
+import { call, forkChild, sleep, stopChild, supervise, tag, waitReady } from '../lib/processes.js'
+import { redisServerInstalled, startRedis } from '../lib/redis-server.js'
+import { writeResults } from '../lib/results.js'
 import { cpuDelta, percentiles, round } from '../lib/stats.js'
-import { startRedis, redisCpuUs, redisCommands } from './redis.js'
 import { evaluateTargets, renderMarkdown } from './report.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
-const flag = (name) => argv.includes(`--${name}`)
-const value = (name) => {
-  const i = argv.indexOf(`--${name}`)
-  return i === -1 ? undefined : argv[i + 1]
-}
-const quick = flag('quick')
-const startedAt = new Date()
-const stamp = startedAt.toISOString().slice(0, 19).replace(/:/g, '-') + 'Z'
-const resultsDir = path.resolve(here, '..', 'results')
-const outDir = path.resolve(value('out') ?? (quick ? path.join(resultsDir, 'tmp') : resultsDir))
-const writeLatest = !quick && value('out') === undefined
+const args = parseArgs(argv)
+const quick = args.flag('quick')
+const { startedAt, stamp } = runStamp()
+const { outDir, isResultsDir } = outputDir(args, quick)
 
 const config = quick
   ? { sequentialJobs: 20, submitters: 5, jobsPerSubmitter: 10, waitingWorkers: [1, 5], concurrentCapMs: 15_000, warmupJobs: 10 }
@@ -52,7 +46,7 @@ const SYSTEMS = [
   { id: 'longpoll-redis', label: 'LongPollWorker, RedisQueueStore (+ RedisNotifier)', server: 'redis', worker: 'longpoll', redis: true },
   { id: 'bullmq', label: 'BullMQ Worker, same Redis', server: null, worker: 'bullmq', redis: true }
 ]
-const systemFilter = value('systems')?.split(',')
+const systemFilter = args.list('systems')
 const systems = SYSTEMS.filter((s) => systemFilter === undefined || systemFilter.includes(s.id))
 
 // ------------------------------------------------------------------------------------ progress and cleanup
@@ -60,81 +54,11 @@ const t0 = Date.now()
 function log (message) {
   process.stderr.write(`[bench:queues ${((Date.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${message}\n`)
 }
+supervise(log)
 const now = () => performance.timeOrigin + performance.now()
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-const tag = () => Math.random().toString(36).slice(2, 8)
-
-const children = new Set()
 let redis = null
-function killAll () {
-  for (const child of children) {
-    try { child.kill('SIGKILL') } catch {}
-  }
-  children.clear()
-}
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(signal, () => {
-    killAll()
-    redis?.stop()
-    process.exit(130)
-  })
-}
 
-function withTimeout (promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms) })
-  ])
-}
-
-let nextCallId = 1
-function forkChild (file, args, env = {}) {
-  const child = fork(file, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production', ...env } })
-  children.add(child)
-  child.pending = new Map()
-  child.on('message', (msg) => {
-    const waiter = child.pending.get(msg?.id)
-    if (waiter === undefined) return
-    child.pending.delete(msg.id)
-    if (msg.type === 'failed') waiter.reject(new Error(msg.message))
-    else waiter.resolve(msg.result)
-  })
-  child.on('exit', (code, signal) => {
-    children.delete(child)
-    for (const waiter of child.pending.values()) waiter.reject(new Error(`${path.basename(file)} exited (${code ?? signal})`))
-    child.pending.clear()
-  })
-  return child
-}
-
-function call (child, msg, ms = 60_000) {
-  const id = nextCallId++
-  const promise = new Promise((resolve, reject) => {
-    child.pending.set(id, { resolve, reject })
-    child.send({ ...msg, id })
-  })
-  return withTimeout(promise, ms, `${msg.cmd} on pid ${child.pid}`)
-}
-
-function waitReady (child, what) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const onMessage = (msg) => {
-      if (msg?.type === 'ready') { child.off('message', onMessage); resolve(msg) }
-      if (msg?.type === 'error') { child.off('message', onMessage); reject(new Error(`${what}: ${msg.message}`)) }
-    }
-    child.on('message', onMessage)
-    child.once('exit', (code) => reject(new Error(`${what} exited with ${code} before it was ready`)))
-  }), 30_000, `${what} to start`)
-}
-
-async function stopChild (child) {
-  if (child.exitCode !== null || child.signalCode !== null) return
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  await call(child, { cmd: 'stop' }, 20_000).catch(() => {})
-  if (!await Promise.race([exited.then(() => true), sleep(5_000).then(() => false)])) child.kill('SIGKILL')
-}
+const fork = (file, args, env = {}) => forkChild(file, args, { env: { ...process.env, NODE_ENV: 'production', ...env } })
 
 // ----------------------------------------------------------------------------------------------- submitting
 /** Records, per job number, when it was submitted and when (and how often) a worker started it. */
@@ -232,18 +156,24 @@ async function concurrent (submit, track, submitters, perSubmitter) {
 }
 
 // ---------------------------------------------------------------------------------------------- measuring
+/** The server's and the worker's CPU (µs, each read by the process itself), the plugin's stats, worker errors. */
 async function snapshot (server, worker) {
-  const [serverStats, workerStats, redisUs] = await Promise.all([
-    server === null ? null : call(server.child, { cmd: 'stats' }),
-    call(worker, { cmd: 'stats' }),
-    redis === null ? 0 : redisCpuUs(redis.client)
+  const [serverStats, workerStats] = await Promise.all([
+    server === null ? null : call(server.child, { cmd: 'stats' }, 60_000),
+    call(worker, { cmd: 'stats' }, 60_000)
   ])
-  return { serverCpu: serverStats?.cpu ?? null, plugin: serverStats?.plugin ?? null, workerCpu: workerStats.cpu, workerErrors: workerStats.errors, redisUs }
+  return {
+    cpuUs: serverStats === null ? null : cpuDelta({ user: 0, system: 0 }, serverStats.cpu),
+    workerCpuUs: cpuDelta({ user: 0, system: 0 }, workerStats.cpu),
+    plugin: serverStats?.plugin ?? null,
+    workerErrors: workerStats.errors
+  }
 }
 
-async function measure (system, server, run) {
+/** One workload against one system: a fresh worker process, a warm-up, then the measured jobs. */
+async function measureRun (system, server, run) {
   const queueName = `bench-${run.workload}-${run.workers}-${tag()}`
-  const worker = forkChild(path.join(here, 'worker.js'), [])
+  const worker = fork(path.join(here, 'worker.js'), [])
   await waitReady(worker, `${system.id} worker`)
   const track = tracker()
   worker.on('message', (msg) => { if (msg?.type === 'started') track.started(msg.n, msg.at) })
@@ -260,23 +190,23 @@ async function measure (system, server, run) {
     }
     await Promise.all(warm.map((n) => track.wait(n, config.jobTimeoutMs)))
     await sleep(system.worker === 'shortpoll' ? sleepMs + 100 : 300)
-    if (redis !== null) await redis.client.config('RESETSTAT')
-    const before = await snapshot(server, worker)
-    const began = now()
-    const outcome = run.workload === 'sequential'
-      ? await sequential(submit, track, Array.from({ length: config.sequentialJobs }, (_, i) => i))
-      : await concurrent(submit, track, config.submitters, config.jobsPerSubmitter)
-    const after = await snapshot(server, worker)
-    const commands = redis === null || !system.redis ? null : await redisCommands(redis.client)
+    let began
+    const m = await measure({ stats: () => snapshot(server, worker), redis: system.redis ? redis : null, gc: false }, () => {
+      began = now()
+      return run.workload === 'sequential'
+        ? sequential(submit, track, Array.from({ length: config.sequentialJobs }, (_, i) => i))
+        : concurrent(submit, track, config.submitters, config.jobsPerSubmitter)
+    })
+    const { result: outcome, after, commands } = m
 
     const measured = [...track.jobs].filter(([n]) => n >= 0).map(([, job]) => job)
     const done = measured.filter((job) => job.starts > 0)
     const latencies = done.map((job) => job.startedAt - job.sentAt)
     const elapsedMs = Math.max(...done.map((job) => job.startedAt)) - began
     const jobs = done.length
-    const serverCpuUs = after.serverCpu === null ? null : cpuDelta(before.serverCpu, after.serverCpu)
-    const workerCpuUs = cpuDelta(before.workerCpu, after.workerCpu)
-    const redisUs = system.redis ? after.redisUs - before.redisUs : null
+    const serverCpuUs = m.cpuUs
+    const workerCpuUs = m.delta('workerCpuUs')
+    const redisUs = m.redisUs
     const perJob = (us) => (us === null ? null : round(us / Math.max(1, jobs), 1))
     // What the queue machinery costs per job: the server process (+ Redis) for HTTP workers; for BullMQ, whose
     // queue logic runs in its worker, the worker process + Redis.
@@ -315,22 +245,13 @@ async function measure (system, server, run) {
 
 // ------------------------------------------------------------------------------------------------------- main
 async function startServer (kind) {
-  const child = forkChild(path.join(here, 'server.js'), [kind], { REDIS_URL: redis?.url ?? '' })
+  const child = fork(path.join(here, 'server.js'), [kind], { REDIS_URL: redis?.url ?? '' })
   const ready = await waitReady(child, `${kind} server`)
   return { child, base: `http://127.0.0.1:${ready.port}` }
 }
 
-function redisServerInstalled () {
-  try {
-    execFileSync('sh', ['-c', 'command -v redis-server'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-
 async function main () {
-  const loadAtStart = os.loadavg().map((x) => round(x, 2))
+  const loadAtStart = loadAverage()
   const lib = await import('fastify-longpoll')
   const unavailable = (system) => {
     if (system.redis && !redisServerInstalled()) return 'not available: redis-server is not installed'
@@ -356,19 +277,18 @@ async function main () {
     }
     const server = system.server === null ? null : await startServer(system.server)
     try {
-      for (const run of runs) rows.push(await measure(system, server, run))
+      for (const run of runs) rows.push(await measureRun(system, server, run))
     } finally {
       if (server !== null) await stopChild(server.child)
     }
   }
-  const cpus = os.cpus()
   const results = {
     date: startedAt.toISOString(),
     quick,
     command: `node bench/queues/run.js ${argv.join(' ')}`.trim(),
     durationS: round((Date.now() - t0) / 1000, 1),
-    machine: { cpu: cpus[0]?.model?.trim() ?? 'unknown', cores: cpus.length, os: `${os.type()} ${os.release()} ${os.arch()}` },
-    loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((x) => round(x, 2)) },
+    machine: machine(),
+    loadAverage: { atStart: loadAtStart, atEnd: loadAverage() },
     node: process.version,
     method: {
       ...config,
@@ -381,14 +301,9 @@ async function main () {
     rows
   }
   results.targets = evaluateTargets(results)
-  mkdirSync(outDir, { recursive: true })
   const files = { json: JSON.stringify(results, null, 2) + '\n', md: renderMarkdown(results) }
-  for (const [ext, text] of Object.entries(files)) {
-    const file = path.join(outDir, `queues-${stamp}.${ext}`)
-    writeFileSync(file, text)
-    if (writeLatest) copyFileSync(file, path.join(outDir, `queues-latest.${ext}`))
-  }
-  log(`wrote ${path.join(outDir, `queues-${stamp}`)}.{json,md}${writeLatest ? ' and queues-latest.{json,md}' : ''} in ${results.durationS} s`)
+  const base = writeResults({ outDir, kind: 'queues', stamp, files, pointer: isResultsDir })
+  log(`wrote ${base}.{json,md}${isResultsDir ? ' (bench/results/README.md points to it)' : ''} in ${results.durationS} s`)
   process.stdout.write(files.md)
 }
 
@@ -397,5 +312,4 @@ try {
 } finally {
   await redis?.stop()
   agent.destroy()
-  killAll()
 }

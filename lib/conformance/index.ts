@@ -12,6 +12,7 @@
  */
 import assert from 'node:assert/strict'
 import { declareChecks } from './check.js'
+import { appendManyChecks } from './append-many.js'
 import { randomBytes } from 'node:crypto'
 import { EPOCH_PATTERN, formatCursor, parsePosition } from '../cursor.js'
 import type { LongPollStore, ReadResult, Retention } from '../stores/types.js'
@@ -388,6 +389,8 @@ export function storeConformance (options: StoreConformanceOptions): void {
       await other.close()
     }
   })
+
+  appendManyChecks(check, RETENTION, options.createStore)
 }
 
 interface Recorder {

@@ -51,3 +51,26 @@ export function checkPrefix (prefix: unknown): string {
   if (typeof prefix !== 'string' || /[{}]/.test(prefix)) throw new errors.InvalidOption('prefix', 'must be a string without "{" or "}"')
   return prefix
 }
+
+/** CRC16-CCITT (XModem) as Redis Cluster hashes keys, by table. */
+const CRC16 = Array.from({ length: 256 }, (_, byte) => {
+  let crc = byte << 8
+  for (let bit = 0; bit < 8; bit++) crc = (crc & 0x8000) !== 0 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff
+  return crc
+})
+
+/**
+ * The Cluster slot of a key (Redis's own rule: the part between the first `{` and the next `}`, when not
+ * empty, else the whole key), so a batch can be split by the node that owns each message's slot.
+ */
+export function keySlot (key: string): number {
+  let hashed = key
+  const open = key.indexOf('{')
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1)
+    if (close > open + 1) hashed = key.slice(open + 1, close)
+  }
+  let crc = 0
+  for (const byte of Buffer.from(hashed)) crc = ((crc << 8) & 0xffff) ^ (CRC16[((crc >> 8) ^ byte) & 0xff] as number)
+  return crc & 0x3fff
+}

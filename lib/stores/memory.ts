@@ -1,6 +1,6 @@
 import { errors } from '../errors.js'
 import { emptyCursorFits, emptyEpochFor, formatCursor, newEpoch, type Position } from '../cursor.js'
-import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendItem, AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -80,8 +80,17 @@ export class MemoryStore implements LongPollStore {
     return this.keys.size
   }
 
-  // Synchronous from the key check to the append: concurrent appends with one key cannot interleave.
   async append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult> {
+    return this.appendNow(channel, json, time, retention, idempotency)
+  }
+
+  /** The whole batch in one synchronous step: no other append can come between its messages. */
+  async appendMany (items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]> {
+    return items.map(({ channel, json, idempotency }) => this.appendNow(channel, json, time, retention, idempotency))
+  }
+
+  // Synchronous from the key check to the append: concurrent appends with one key cannot interleave.
+  private appendNow (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): AppendResult {
     let id = ''
     if (idempotency !== undefined) {
       this.forgetKeys(time)

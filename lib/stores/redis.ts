@@ -3,9 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import { errors } from '../errors.js'
 import { formatCursor, newEpoch, type Position } from '../cursor.js'
 import { checkClient, whenReady, withTimeout, type Connectable, type RedisClient } from '../redis/client.js'
-import { channelKey, checkPrefix, type ChannelPart } from '../redis/keys.js'
+import { channelKey, checkPrefix, keySlot, type ChannelPart } from '../redis/keys.js'
 import { SCRIPTS, SENTINELS } from '../redis/scripts.js'
-import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
+import type { AppendItem, AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface RedisStoreOptions {
   /**
@@ -51,7 +51,7 @@ export interface RedisStoreOptions {
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
- * The scripts are lib/redis/scripts/append-3.lua, read-2.lua, read-many-n.lua and delete-2.lua.
+ * The scripts are lib/redis/scripts/append-3.lua (append-many-1.lua for a batch), read-2.lua, read-many-n.lua and delete-2.lua.
  */
 
 export type { RedisClient }
@@ -61,10 +61,14 @@ type Client = Redis | Cluster
 type AppendOutcome = 'stored' | 'duplicate' | 'late'
 interface Scripts {
   longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
+  longpollAppendManyV1 (routingKey: string, args: Array<string | number>): Promise<AppendManyReply>
+  longpollAppendManyClusterV1 (routingKey: string, args: Array<string | number>): Promise<AppendManyReply>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
   longpollDeleteV1 (meta: string, msgs: string, emptyChannelTtl: number): Promise<number>
 }
+/** { 'stored', server time, per message { outcome, epoch, seq, time of the first message? } } or { 'late', server time } */
+type AppendManyReply = [AppendOutcome, number, Array<[AppendOutcome, string, number, number?]>?]
 /** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages, ancestors when a message predates a fork } */
 type ReadReply = [string, number, number, string[]?, string?]
 
@@ -95,6 +99,10 @@ export class RedisStore implements LongPollStore {
     // defineCommand sends EVALSHA and falls back to EVAL on NOSCRIPT (e.g. after a Redis restart). Defining
     // the same versioned name twice on one client is harmless: the script text is the same.
     this.redis.defineCommand('longpollAppendV2', SCRIPTS.append)
+    this.redis.defineCommand('longpollAppendManyV1', SCRIPTS.appendMany)
+    // On a Cluster a batch goes to each node as one script over keys of many slots, all on that node: Redis 7's
+    // allow-cross-slot-keys flag permits exactly that (a Cluster needs Redis 7 already, for sharded pub/sub).
+    this.redis.defineCommand('longpollAppendManyClusterV1', { numberOfKeys: 1, lua: `#!lua flags=allow-cross-slot-keys\n${SCRIPTS.appendMany.lua}` })
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
     this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
     this.redis.defineCommand('longpollDeleteV1', SCRIPTS.delete)
@@ -137,6 +145,53 @@ export class RedisStore implements LongPollStore {
     if (outcome === 'late') throw new Error(`Redis ran the append after its ${this.commandTimeout} ms deadline; nothing was stored`)
     if (outcome === 'duplicate') return { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
     return { epoch, seq: Number(seq), time }
+  }
+
+  /**
+   * One script per Redis node: on a single server the whole batch is one atomic step; on a Cluster the batch is
+   * split by the node that owns each channel's slot (a channel's keys share one slot, so its messages stay in
+   * one script and get consecutive seqs), and the scripts are sent together. Each script carries `append`'s
+   * deadline and writes all its messages or none. On a Cluster, one node failing rejects the call while the
+   * others may have stored theirs (with idempotency keys, a retry stores each message once).
+   * A node that stopped owning a slot since the client last learnt the slot map refuses the script: the
+   * call rejects, nothing is stored on that node, and ioredis refreshes its map for the retry.
+   */
+  async appendMany (items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]> {
+    if (items.length === 0) return []
+    await this.connected()
+    if (this.offset === null) await this.calibrate()
+    if (!this.sharded) return await this.appendGroup('longpollAppendManyV1', items, time, retention)
+    const slots = (this.redis as Cluster).slots
+    const groups = new Map<string, number[]>()
+    items.forEach(({ channel }, i) => {
+      const slot = keySlot(this.key(channel, 'meta'))
+      // Unknown owner (a slot map being refreshed): a group of its own, which ioredis routes by its slot.
+      const node = slots[slot]?.[0] ?? `slot ${slot}`
+      const group = groups.get(node)
+      if (group === undefined) groups.set(node, [i])
+      else group.push(i)
+    })
+    const results = new Array<AppendResult>(items.length)
+    await Promise.all(Array.from(groups.values(), async (indices) => {
+      const stored = await this.appendGroup('longpollAppendManyClusterV1', indices.map((i) => items[i] as AppendItem), time, retention)
+      indices.forEach((index, j) => { results[index] = stored[j] as AppendResult })
+    }))
+    return results
+  }
+
+  private async appendGroup (command: 'longpollAppendManyV1' | 'longpollAppendManyClusterV1', items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]> {
+    const deadline = this.offset === null ? 0 : Date.now() + this.commandTimeout + this.offset
+    const args: Array<string | number> = [deadline, time, time + retention.messageTtl, retention.maxMessages, retention.messageTtl, retention.messageTtl + this.emptyChannelTtl]
+    for (const { channel, json, idempotency } of items) {
+      args.push(this.key(channel, 'meta'), this.key(channel, 'msgs'), this.key(channel, `key:${idempotency?.key ?? ''}`), newEpoch(), json, idempotency?.ttl ?? 0)
+    }
+    // One array argument, which ioredis flattens: a spread of thousands of arguments would strain the stack.
+    const [outcome, servertime, replies = []] = await withTimeout((this.redis as unknown as Scripts)[command](args[6] as string, args), this.commandTimeout, 'append')
+    this.offset = Number(servertime) - Date.now()
+    if (outcome === 'late') throw new Error(`Redis ran the batch append after its ${this.commandTimeout} ms deadline; nothing was stored`)
+    return replies.map(([stored, epoch, seq, firstTime]) => stored === 'duplicate'
+      ? { epoch, seq: Number(seq), time: Number(firstTime), duplicate: true }
+      : { epoch, seq: Number(seq), time })
   }
 
   // Reads may wait in ioredis's offline queue (up to commandTimeout): a read that runs late changes nothing a

@@ -61,6 +61,14 @@ export interface ChannelRead {
   position: Position
 }
 
+/** One message of `appendMany`. */
+export interface AppendItem {
+  channel: string
+  /** `JSON.stringify(data)`, exactly as pushed. */
+  json: string
+  idempotency?: IdempotencyKey
+}
+
 /**
  * Where messages live. Implementations must make `append` atomic (concurrent appends, from any number of
  * processes, get distinct increasing seqs and none is lost) and `read` consistent with every append that has
@@ -74,6 +82,15 @@ export interface LongPollStore {
    * resolves with that message's epoch, seq and time and `duplicate: true`.
    */
   append (channel: string, json: string, time: number, retention: Retention, idempotency?: IdempotencyKey): Promise<AppendResult>
+  /**
+   * Optional: stores a batch of messages, on any channels, answering one result per item, in order — as if
+   * `append` were called for each item in batch order (a repeated key, also within the batch, is a duplicate),
+   * and in as few round trips as the backend allows. The messages of one channel get increasing seqs in batch
+   * order, consecutive ones (no other append between them). Rejects if the batch could not be stored; a store
+   * that spreads channels over several servers may then have stored the items of the others. Without it, the
+   * plugin calls `append` for every item: the items of one channel one after another, the channels together.
+   */
+  appendMany? (items: AppendItem[], time: number, retention: Retention): Promise<AppendResult[]>
   /**
    * Reads up to `limit` messages after `position`. For a channel that does not exist yet this creates its
    * life (an epoch), so the cursor handed back is bound to it. A cursor of the current life whose seq is past

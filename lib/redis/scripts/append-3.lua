@@ -17,38 +17,7 @@
 local servertime = server_ms()
 local deadline = tonumber(ARGV[8])
 if deadline > 0 and servertime >= deadline then return { 'late', '', 0, servertime } end
-local keyttl = tonumber(ARGV[9])
-if keyttl > 0 then
-  local first = redis.call('GET', KEYS[3])
-  if first then
-    local e, s, t = string.match(first, '^([^:]*):(%d+):(%d+)$')
-    return { 'duplicate', e, tonumber(s), servertime, tonumber(t) }
-  end
-end
-local meta = redis.call('HMGET', KEYS[1], 'e', 's', 'a', 'r', 'd')
-local epoch = meta[1]
-local rid = run_id()
-if not epoch then
-  epoch = ARGV[1]
-  -- A list left over from a life whose meta was evicted must never be read as part of this one.
-  redis.call('DEL', KEYS[2])
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'e', epoch, 'c', string.format('%d', servertime), 'r', rid)
-  if meta[5] then redis.call('HSET', KEYS[1], 'p', meta[5]) end
-elseif meta[4] ~= rid then
-  epoch = fork(KEYS[1], epoch, tonumber(meta[2]) or 0, meta[3], ARGV[1], rid)
-end
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local len = redis.call('RPUSH', KEYS[2], string.format('%d:', seq) .. ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[2])
-local max = tonumber(ARGV[5])
-if len > max then redis.call('LTRIM', KEYS[2], -max, -1) end
-local now = tonumber(ARGV[3])
-while true do
-  local head = redis.call('LINDEX', KEYS[2], 0)
-  if not head or tonumber(string.match(head, '^%d+:[^:]*:([^:]*):')) > now then break end
-  redis.call('LPOP', KEYS[2])
-end
-redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[7])
-if keyttl > 0 then redis.call('SET', KEYS[3], epoch .. ':' .. seq .. ':' .. ARGV[3], 'PX', keyttl) end
+--- @include "append-channel"
+local outcome, epoch, seq, firsttime = append_channel(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[9], servertime, run_id())
+if outcome == 'duplicate' then return { 'duplicate', epoch, seq, servertime, firsttime } end
 return { 'stored', epoch, seq, servertime }
