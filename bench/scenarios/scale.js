@@ -54,8 +54,10 @@ export async function runScale (argv) {
   }
   // Bounds, generous for a shared machine: how long each phase may take before the run fails.
   const bounds = {
-    openMs: Math.max(120_000, n * 12), // 100,000 polls: 20 min (a loaded 2-core machine held 5,000 in 36 s)
-    pushMs: Math.max(120_000, n * 20), // 50 pushes/s at least
+    // 100,000 polls: 50 min to hold them all. A 2-core machine shared with a load average of 40 held 5,000 in
+    // 36 s, then about 57,000 of 100,000 in 20 min, its last minutes at 7 polls/s.
+    openMs: Math.max(120_000, n * 30),
+    pushMs: Math.max(120_000, n * 40), // 25 pushes/s at least
     drainMs: 120_000,
     fanoutMs: Math.max(60_000, n * 3)
   }
@@ -79,10 +81,12 @@ export async function runScale (argv) {
     log(`holding: ${n} polls from ${sources.join(', ')}; servers idle at ${mib(idle.rss)} MiB RSS in all`)
     const channels = Array.from({ length: n }, (_, i) => `scale-${t}-${i}`)
     const opening = performance.now()
+    // The servers' held count, reported while the clients open (and awaited after, bounded).
+    const progress = waitHeld(set, n, bounds.openMs)
     await Promise.all(split(channels, clients.length).map((part, i) => call(clients[i], {
       cmd: 'open', bases, channels: part, timeout: config.maxTimeoutMs, localAddress: sources[i], next: shared, rotate: false, batch: 500
     }, bounds.openMs)))
-    const heldNow = await waitHeld(set, n, bounds.openMs)
+    const heldNow = await progress
     const holdMs = performance.now() - opening
     const full = await set.stats(true)
     const redisFull = await redis.memory()
@@ -209,8 +213,8 @@ async function waitHeld (set, n, ms) {
   while (Date.now() < deadline) {
     held = (await set.stats()).held
     if (held === n) return held
-    if (Date.now() - last > 10_000) {
-      log(`  ${held.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} held`)
+    if (Date.now() - last > 30_000) {
+      log(`  ${held.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} held (load average ${loadAverage().join(', ')})`)
       last = Date.now()
     }
     await new Promise((resolve) => setTimeout(resolve, 500))
