@@ -42,7 +42,7 @@ let rotate = true // open { rotate: false }: each poll stays on one instance (on
 const counts = newCounts()
 
 function newCounts () {
-  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollStatus: {}, latencies: [], fanDelivered: 0, fanDuplicates: 0 }
+  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [], fanDelivered: 0, fanDuplicates: 0 }
 }
 
 function setup (urls, localAddress) {
@@ -80,10 +80,13 @@ function pollOnce (p, onConnected) {
   const path = `/poll?${p.query}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
   request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected).then(
     (res) => onAnswer(p, res),
-    () => {
+    (err) => {
       if (closing) return
       counts.pollErrors++
-      setTimeout(() => pollOnce(p), 100)
+      counts.pollErrorCodes[err.code ?? 'other'] = (counts.pollErrorCodes[err.code ?? 'other'] ?? 0) + 1
+      // A connect that failed (a SYN dropped too often on a loaded machine) is retried, and whoever waits for
+      // this poll's connection (open's batch) waits for the retry's.
+      setTimeout(() => pollOnce(p, onConnected), 100)
     }
   )
 }
@@ -185,7 +188,14 @@ const commands = {
       const slice = pollers.slice(i, i + batch)
       await new Promise((resolve) => {
         let left = slice.length
-        for (const p of slice) pollOnce(p, () => { if (--left === 0) resolve() })
+        for (const p of slice) {
+          let connected = false // once per poll, though a retried connect reports again
+          pollOnce(p, () => {
+            if (connected) return
+            connected = true
+            if (--left === 0) resolve()
+          })
+        }
       })
     }
     return { opened: pollers.length }

@@ -115,6 +115,7 @@ export async function runScale (argv) {
       duplicates: r.duplicates,
       outOfOrder: r.outOfOrder,
       pollErrors: r.pollErrors,
+      pollErrorCodes: r.pollErrorCodes,
       pollStatus: r.pollStatus,
       latencyMs: percentiles(r.latencies),
       pushMs: round(pushMs, 0),
