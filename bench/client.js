@@ -3,10 +3,20 @@
 // push→delivery latency, measured here from the moment a push is sent to the moment its delivery's body ends.
 //
 // Commands (IPC, each answered with { type: 'done', id, result } or { type: 'failed', id, message }):
-//   open      { bases, channels, timeout, batch, repoll }   hold one poll per entry of `channels` (an entry that is
-//                                                           an array of names holds one poll of those channels)
+//   open      { bases, channels, timeout, batch, repoll, localAddress, next }
+//                                                           hold one poll per entry of `channels` (an entry that is
+//                                                           an array of names holds one poll of those channels);
+//                                                           `bases` may carry a prefix (http://127.0.0.1:3001/lp);
+//                                                           `localAddress`: the connections' source address;
+//                                                           `next`: once a poll got a message, it re-polls this
+//                                                           channel instead (the scale bench's shared channel);
+//                                                           `rotate: false`: a poll stays on one instance (else
+//                                                           each re-poll goes to the next one)
 //   push      { rate, window, maxMs, rounds, drainMs, payload }  push to each channel in turn, wait for deliveries
 //   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
+//   fanwait   { expect, waitMs }                            wait until `expect` polls received a message marked
+//                                                           { fan: true } (pushed by someone else); answer the
+//                                                           receipt times (performance.timeOrigin + now, ms)
 //   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
 //   expect    { fromK, toK, waitMs }                        the server pushed k = fromK..toK to every poll's channel
 //                                                           (bench/lib/server-publish.js): wait until each has them
@@ -28,16 +38,18 @@ let closing = false
 let repoll = true
 let pollTimeout = 60_000
 let pushing = null // pingpong: (poller) => void, called on delivery
+let nextChannel = null // open { next }: the channel a poll follows once it got a message
+let rotate = true // open { rotate: false }: each poll stays on one instance (one socket per poll)
 
 const counts = newCounts()
 
 function newCounts () {
-  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollStatus: {}, latencies: [] }
+  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [], fanDelivered: 0, fanDuplicates: 0 }
 }
 
-function setup (urls) {
+function setup (urls, localAddress) {
   closing = false
-  bases = urls.map(parseBase)
+  bases = urls.map((url) => parseBase(url, localAddress))
   pollAgents = bases.map(() => pollAgent())
   pushAgents = bases.map(() => pushAgent())
   pollers = []
@@ -59,20 +71,24 @@ function newPoller (name, idx) {
     sent: new Map(),
     acked: new Set(),
     seen: new Set(),
-    received: -1
+    received: -1,
+    fanAt: -1
   }
 }
 
 function pollOnce (p, onConnected) {
   if (closing) return
-  p.inst = (p.idx + p.polls++) % bases.length
+  p.inst = rotate ? (p.idx + p.polls++) % bases.length : p.idx % bases.length
   const path = `/poll?${p.query}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
   request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected).then(
     (res) => onAnswer(p, res),
-    () => {
+    (err) => {
       if (closing) return
       counts.pollErrors++
-      setTimeout(() => pollOnce(p), 100)
+      counts.pollErrorCodes[err.code ?? 'other'] = (counts.pollErrorCodes[err.code ?? 'other'] ?? 0) + 1
+      // A connect that failed (a SYN dropped too often on a loaded machine) is retried, and whoever waits for
+      // this poll's connection (open's batch) waits for the retry's.
+      setTimeout(() => pollOnce(p, onConnected), 100)
     }
   )
 }
@@ -88,6 +104,15 @@ function onAnswer (p, res) {
   p.cursor = body.cursor
   let newest = 0
   for (const m of body.messages) {
+    if (m.data.fan === true) {
+      // The fan-out message, on the shared channel: once per poller, timed on the machine's clock.
+      if (p.fanAt >= 0) counts.fanDuplicates++
+      else {
+        p.fanAt = performance.timeOrigin + res.at
+        counts.fanDelivered++
+      }
+      continue
+    }
     const { k, c = 0 } = m.data
     if (p.seen.has(k)) {
       counts.duplicates++
@@ -105,7 +130,14 @@ function onAnswer (p, res) {
     // Published by the server itself: `t` is its wall-clock time (same machine, same clock).
     else if (typeof m.data.t === 'number') counts.latencies.push(performance.timeOrigin + res.at - m.data.t)
   }
-  if (repoll) pollOnce(p)
+  if (nextChannel !== null && newest > 0 && p.names[0] !== nextChannel) {
+    // Its own message came: from now on it follows the shared channel, from that channel's start.
+    p.names = [nextChannel]
+    p.query = `channel=${nextChannel}`
+    p.cursor = null
+  }
+  // A poll that got the fan-out message is done: no re-poll, so the fan-out measures delivery alone.
+  if (repoll && p.fanAt < 0) pollOnce(p)
   if (pushing !== null && newest > 0 && newest === p.pushedK) pushing(p)
 }
 
@@ -147,9 +179,11 @@ function summary (extra = {}) {
 }
 
 const commands = {
-  async open ({ bases: urls, channels, timeout, batch = 500, repoll: again = true }) {
-    setup(urls)
+  async open ({ bases: urls, channels, timeout, batch = 500, repoll: again = true, localAddress, next = null, rotate: spread = true }) {
+    setup(urls, localAddress)
     repoll = again
+    nextChannel = next
+    rotate = spread
     pollTimeout = timeout
     pushing = null
     pollers = channels.map((name, idx) => newPoller(name, idx))
@@ -158,7 +192,14 @@ const commands = {
       const slice = pollers.slice(i, i + batch)
       await new Promise((resolve) => {
         let left = slice.length
-        for (const p of slice) pollOnce(p, () => { if (--left === 0) resolve() })
+        for (const p of slice) {
+          let connected = false // once per poll, though a retried connect reports again
+          pollOnce(p, () => {
+            if (connected) return
+            connected = true
+            if (--left === 0) resolve()
+          })
+        }
       })
     }
     return { opened: pollers.length }
@@ -210,8 +251,17 @@ const commands = {
     return { ...rest, delivered: got, lost: receivers - got, ok, ackMs, times }
   },
 
+  async fanwait ({ expect, waitMs }) {
+    const ok = await until(() => counts.fanDelivered >= expect, waitMs)
+    const times = []
+    for (const p of pollers) if (p.fanAt >= 0) times.push(p.fanAt)
+    return { ok, delivered: counts.fanDelivered, duplicates: counts.fanDuplicates, lost: pollers.length - counts.fanDelivered, times }
+  },
+
   async pingpong ({ bases: urls, channels, durationMs, drainMs, timeout, payload }) {
     setup(urls)
+    nextChannel = null
+    rotate = true
     repoll = true
     pollTimeout = timeout
     pollers = channels.map((name, idx) => newPoller(name, idx))

@@ -6,6 +6,8 @@
 //                     [--profile SERVER,...] [--no-latest] [--wait-idle SECONDS] [--candidate DIR]
 //   node bench/run.js --queues [--quick] [--out DIR]      the work-queue bench (bench/queues/run.js)
 //   node bench/run.js --soak MINUTES [--stores memory,redis] [--out DIR]    the soak (bench/soak.js)
+//   node bench/run.js --scale [N] [--scale-rate R] [--out DIR]   N held polls (default 100,000) over several
+//                     processes of examples/cluster on one redis-server (bench/scenarios/scale.js)
 //
 // A scenario is a module in bench/scenarios/ with a default export:
 //   { name, variants (config) => [{ id, ...params }], run (ctx, set, variant) => row,
@@ -41,6 +43,9 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
     // The work-queue bench has a runner of its own (bench/queues/run.js, `npm run bench:queues`).
     process.argv.splice(process.argv.indexOf('--queues'), 1)
     await import('./queues/run.js')
+  } else if (argv.includes('--scale')) {
+    const { runScale } = await import('./scenarios/scale.js')
+    await runScale(argv)
   } else {
     const { runSuite } = await import('./lib/suite.js')
     await runSuite({ scenarios, servers, argv })

@@ -3,7 +3,9 @@
 // server CPU and RSS are always read from the server process, never from the client.
 //
 //   node --expose-gc bench/server.js <kind>        kind: memory | memory-metrics | redis | node-http | fastify-map
-//   env REDIS_URL for kind=redis; env BENCH_PACKAGE=DIR to load the plugin from a patched build
+//                                                  | cluster-example (examples/cluster/server.js's app, routes under /lp)
+//   env REDIS_URL for kind=redis and cluster-example; env BENCH_PACKAGE=DIR to load the plugin from a patched build;
+//   env BENCH_MAX_TIMEOUT (cluster-example): the plugin's maxTimeout
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
@@ -64,6 +66,20 @@ async function startPlugin (withRedis, extra = {}) {
   }
 }
 
+/** One instance of examples/cluster/server.js — the recipe the README gives for several processes on one Redis. */
+async function startClusterExample () {
+  const { build } = await import('../examples/cluster/server.js')
+  const maxTimeout = Number(process.env.BENCH_MAX_TIMEOUT ?? 60_000)
+  const app = await build({ name: `bench-${process.pid}`, redisUrl: process.env.REDIS_URL, logger: false, longpoll: { maxTimeout } })
+  await app.listen({ host: '127.0.0.1', port: 0, backlog: 4096 })
+  return {
+    port: app.server.address().port,
+    held: () => app.longpoll.stats().heldPolls,
+    stats: () => app.longpoll.stats(),
+    close: () => app.close()
+  }
+}
+
 async function start () {
   switch (kind) {
     case 'memory': return startPlugin(false)
@@ -72,6 +88,7 @@ async function start () {
     case 'redis': return startPlugin(true)
     case 'node-http': return (await import('./baselines/node-http.js')).start()
     case 'fastify-map': return (await import('./baselines/fastify-map.js')).start()
+    case 'cluster-example': return startClusterExample()
     default: throw new Error(`unknown server kind ${kind}`)
   }
 }

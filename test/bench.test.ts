@@ -35,7 +35,7 @@ t.test('npm run bench -- --quick completes and writes every server × scenario r
   delete env.NODE_OPTIONS
   delete env.NODE_V8_COVERAGE
   const { code, stderr } = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
-    execFile(process.execPath, ['bench/run.js', '--quick', '--out', out], { cwd: root, env, timeout: 240_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {
+    execFile(process.execPath, ['bench/run.js', '--quick', '--out', out], { cwd: root, env, timeout: 280_000, maxBuffer: 16 * 1024 * 1024 }, (err, _stdout, stderr) => {
       resolve({ code: err === null ? 0 : (typeof err.code === 'number' ? err.code : null), stderr })
     })
   })

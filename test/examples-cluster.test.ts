@@ -1,7 +1,10 @@
 // examples/cluster: three processes of one server on one Redis (started here, on a free port). A message
 // pushed through instance a reaches the followers held on b and c, once each, in order.
 import t from 'tap'
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { runPrefix, startRedis } from './helpers/redis.js'
 
 const root = new URL('../', import.meta.url)
@@ -39,4 +42,49 @@ t.test('pushed through one instance, delivered by the others, once each and in o
 
 t.test('says what is missing when there is no Redis', async (t) => {
   await t.rejects(run({ redisUrl: 'redis://127.0.0.1:1', prefix: runPrefix(), messages: 1, everyMs: 0 }), /No Redis at redis:\/\/127\.0\.0\.1:1/)
+})
+
+t.test('cores.js: node:cluster workers share one port; a push through one worker reaches polls held by every worker', async (t) => {
+  const redis = await startRedis(t)
+  const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL: redis.url, LONGPOLL_PREFIX: runPrefix(), WORKERS: '2', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn' }
+  delete env.NODE_OPTIONS // the workers run the example as a user would, not under the test runner's loaders
+  const primary = fork(fileURLToPath(new URL('examples/cluster/cores.js', root)), [], { env, execArgv: [], stdio: ['ignore', 'ignore', 'pipe', 'ipc'] })
+  const exited = new Promise((resolve) => primary.once('exit', resolve))
+  t.teardown(async () => {
+    primary.kill('SIGTERM')
+    await exited
+  })
+  const [{ address, workers }] = await once(primary, 'message') as [{ address: string, workers: number }]
+  t.equal(workers, 2)
+
+  // Fresh connections (no keep-alive): the primary hands them to the workers in turn.
+  const get = async (path: string) => await (await fetch(`${address}${path}`, { headers: { connection: 'close' } })).json()
+  const names = new Set<string>()
+  for (let i = 0; i < 20 && names.size < 2; i++) names.add((await get('/instance') as { name: string }).name)
+  t.same([...names].sort(), ['w0', 'w1'], 'both workers answer on the one port')
+
+  // Four polls on fresh connections land on both workers; then one push.
+  const channel = `cores-${Date.now()}`
+  const polls = Array.from({ length: 4 }, async () => await get(`/lp/poll?channel=${channel}&timeout=30000`) as { messages: Array<{ data: unknown }> })
+  const deadline = Date.now() + 20_000
+  /** Each worker's held polls, read over the port (no event crosses the processes to wait on). */
+  const held = async () => {
+    const byWorker = new Map<string, number>()
+    for (let i = 0; i < 20 && byWorker.size < 2; i++) {
+      const { name, stats } = await get('/instance') as { name: string, stats: { heldPolls: number } }
+      byWorker.set(name, stats.heldPolls)
+    }
+    return byWorker
+  }
+  let byWorker = await held()
+  while ([...byWorker.values()].reduce((a, b) => a + b, 0) < 4 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    byWorker = await held()
+  }
+  t.equal(byWorker.get('w0')! + byWorker.get('w1')!, 4, 'the four polls are held')
+  t.ok(byWorker.get('w0')! > 0 && byWorker.get('w1')! > 0, `held by both workers (${JSON.stringify(Object.fromEntries(byWorker))})`)
+  const pushed = await fetch(`${address}/lp/push`, { method: 'POST', headers: { 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ channel, data: { text: 'to all cores' } }) })
+  t.equal(pushed.status, 200)
+  const answers = await Promise.all(polls)
+  t.same(answers.map((a) => a.messages.map((m) => m.data)), Array(4).fill([{ text: 'to all cores' }]), 'every poll, on either worker, got the message once')
 })

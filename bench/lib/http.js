@@ -19,7 +19,7 @@ export function pushAgent (sockets = 32) {
 export function request (agent, base, method, path, body, onConnected) {
   return new Promise((resolve, reject) => {
     const headers = body === undefined ? undefined : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    const req = http.request({ agent, host: base.host, port: base.port, method, path, headers }, (res) => {
+    const req = http.request({ agent, host: base.host, port: base.port, localAddress: base.localAddress, method, path: base.prefix + path, headers }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk) => { text += chunk })
@@ -37,8 +37,11 @@ export function request (agent, base, method, path, body, onConnected) {
   })
 }
 
-/** 'http://127.0.0.1:1234' -> { host, port } */
-export function parseBase (url) {
+/**
+ * 'http://127.0.0.1:1234/lp' -> { host, port, prefix: '/lp', url }; `localAddress` (e.g. 127.0.0.2) is the
+ * source address of its connections (each source address has its own ephemeral ports).
+ */
+export function parseBase (url, localAddress) {
   const u = new URL(url)
-  return { host: u.hostname, port: Number(u.port), url }
+  return { host: u.hostname, port: Number(u.port), prefix: u.pathname.replace(/\/$/, ''), url, localAddress }
 }

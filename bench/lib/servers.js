@@ -25,7 +25,8 @@ export async function startServers (def, { redisUrl = '', profile = false, stamp
         heapUsed: sum((s) => s.heapUsed),
         held: sum((s) => s.held),
         fds: all.every((s) => typeof s.fds === 'number') ? sum((s) => s.fds) : null,
-        plugin: all.map((s) => s.plugin ?? null)
+        plugin: all.map((s) => s.plugin ?? null),
+        processes: all.map((s) => ({ held: s.held, rss: s.rss, fds: s.fds ?? null }))
       }
     },
     /** Polls the servers' held count until it is `n` (a bounded wait: resolves the last count after `ms`). */

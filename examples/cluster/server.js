@@ -7,17 +7,19 @@
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import longpoll, { RedisNotifier, RedisStore } from 'fastify-longpoll'
+import longpollPlugin, { RedisNotifier, RedisStore } from 'fastify-longpoll'
 
 /**
  * The app, not yet listening. `name` tells the instances apart; `redisUrl` (default REDIS_URL or
- * redis://127.0.0.1:6379); `prefix` of the Redis keys (default `longpoll:`).
+ * redis://127.0.0.1:6379); `prefix` of the Redis keys (default `longpoll:`); `longpoll`: more plugin options
+ * (e.g. `{ maxTimeout: 300000 }`: with many held polls, longer holds mean fewer re-polls).
  */
 export async function build ({
   name = 'a',
   redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   prefix = process.env.LONGPOLL_PREFIX,
-  logger = true
+  logger = true,
+  longpoll = {}
 } = {}) {
   const app = Fastify({ logger, forceCloseConnections: true })
 
@@ -27,7 +29,8 @@ export async function build ({
   redis.on('error', (err) => app.log.warn({ err }, 'redis connection error'))
   app.addHook('onClose', async () => { await redis.quit() })
 
-  await app.register(longpoll, {
+  await app.register(longpollPlugin, {
+    ...longpoll,
     prefix: '/lp',
     store: new RedisStore({ redis, prefix }),
     notifier: new RedisNotifier({ redis, prefix, log: app.log })
@@ -45,7 +48,9 @@ export async function start ({
   port = Number(process.env.PORT ?? 3001),
   host = process.env.HOST ?? '127.0.0.1'
 } = {}) {
-  const app = await build({ name, logger: { level: process.env.LOG_LEVEL ?? 'info', base: { instance: name } } })
+  // MAX_TIMEOUT: the longest a poll may be held (ms; the plugin's default is 60000).
+  const longpoll = process.env.MAX_TIMEOUT === undefined ? {} : { maxTimeout: Number(process.env.MAX_TIMEOUT) }
+  const app = await build({ name, logger: { level: process.env.LOG_LEVEL ?? 'info', base: { instance: name } }, longpoll })
   const address = await app.listen({ port, host })
   app.log.info(`cluster: instance ${name} at ${address}, sharing ${process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'}`)
   const stop = () => app.close().then(() => process.exit(0), (err) => {
