@@ -107,6 +107,31 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
   const perMessage = total(lingering) / rounds
   t.comment(`per message delivered to a re-polling client: ${perMessage} commands (push 9, wake-up read 5, the next poll's first read 3, plus its short poll and the one SUBSCRIBE spread over ${rounds})`)
 
+  // The re-poll's first read: a client back within presenceWindow (its channel still subscribed) with a cursor at
+  // the newest message. What the README's "a poll that finds nothing new" row states.
+  const repolled = hold(b, 'cost.read', 1)
+  await push(a.base, 'cost.read', 'answer')
+  const [answered] = await Promise.all(await repolled)
+  await settle()
+  await observer.config('RESETSTAT')
+  const controller = new AbortController()
+  const next = poll(b.base, { channel: 'cost.read', cursor: answered?.body.cursor as string, timeout: 30_000 }, { signal: controller.signal }).catch(() => null)
+  await heldPolls(b.app, 1) // its read went out on B's connection right after it was attached
+  await settle()
+  const readCost = await commandstats()
+  t.comment(`a re-poll's first read: ${JSON.stringify(readCost)}`)
+  t.same(readCost, { evalsha: 1, hmget: 1, pttl: 1 }, 'a poll that finds nothing new costs one read script: 3 commands in 1 round trip, no SUBSCRIBE')
+  controller.abort()
+  await next
+  await heldPolls(b.app, 0)
+
+  // A disconnect: the README's "a DEL of both keys and one PUBLISH".
+  const disconnectCost = await measure(async () => {
+    t.equal((await fetch(`${a.base}/disconnect?channel=cost.push`, { method: 'DELETE' })).status, 200)
+  })
+  t.comment(`a disconnect: ${JSON.stringify(disconnectCost)}`)
+  t.same(disconnectCost, { del: 1, publish: 1 }, 'a disconnect costs a DEL (of both keys) and a PUBLISH: 2 round trips')
+
   const eager = await redisApp(t, server, prefix, { presenceWindow: 0 })
   apps.push(eager)
   let noLinger = await measure(() => repoll(eager, 'cost.eager'))
