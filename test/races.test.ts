@@ -3,7 +3,7 @@ import t from 'tap'
 import http from 'node:http'
 import { heldPolls, poll, push, serve, until } from './helpers/app.js'
 import { pollMany } from './helpers/many.js'
-import { gatedStore, type GatedStore } from './helpers/stores.js'
+import { gatedNotifier, gatedStore, type GatedStore } from './helpers/stores.js'
 
 t.test('1,000 rounds of a push racing a just-started poll: none answered at its timeout', async (t) => {
   const { app, base } = await serve(t)
@@ -214,5 +214,30 @@ t.test('a poll whose first read has not answered by its timeout: 503 with Retry-
     gated.release() // the read answers late: nothing is answered twice, nothing throws
     await new Promise((resolve) => setTimeout(resolve, 10))
     t.equal(app.longpoll.stats().answered, 0)
+  }
+})
+
+// No lost wake-up between subscribing and reading: the hub reads a poll's channel only once its subscription is
+// confirmed. With a notifier that delivers nothing before the confirmation (as Redis does before its SUBSCRIBE is
+// processed), a push in that window is announced to nobody: the read after the confirmation must find it.
+t.test('a push while the poll\'s subscription is unconfirmed, or right as it is confirmed: found by the first read', async (t) => {
+  for (const when of ['while unconfirmed', 'as confirmed']) {
+    const gated = gatedNotifier()
+    const { app, base } = await serve(t, { notifier: gated.notifier })
+    const channel = `subscribing.${when.replace(' ', '-')}`
+    const { id: old } = await app.longpoll.push(channel, 'old')
+    const answer = poll(base, { channel, cursor: old, timeout: 20_000 })
+    await until(() => gated.pending() === 1, 10_000, 'the poll\'s subscription to be asked for')
+    let pushed = ''
+    const pushIt = async (): Promise<void> => { pushed = (await app.longpoll.push(channel, 'new')).id }
+    if (when === 'while unconfirmed') {
+      await pushIt() // announced to nobody
+      await gated.release()
+    } else {
+      await gated.release(pushIt) // events flow, and the push lands before the hub learns the subscription is confirmed
+    }
+    const { body } = await answer
+    t.equal(body.status, 'ok', `${when}: answered, not at the timeout`)
+    t.same(body.messages.map((m: any) => m.id), [pushed])
   }
 })

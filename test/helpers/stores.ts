@@ -1,7 +1,7 @@
 // A real MemoryStore with its reads held or failed on the test's command: for the hub's paths that only run while
 // a read is in flight (a push or a disconnect landing meanwhile, a timeout before it answers) or when it fails.
 // The memory store answers a read in the same turn, so without this those paths never run on it.
-import { MemoryStore, type LongPollStore } from '../../lib/index.js'
+import { MemoryNotifier, MemoryStore, type LongPollNotifier, type LongPollStore, type NotifierNamespace } from '../../lib/index.js'
 
 export interface GatedStore {
   store: MemoryStore
@@ -65,4 +65,51 @@ export function failingStore (): FailingStore {
   const many = store.readMany.bind(store)
   store.readMany = async (...args) => failing.failReads ? fail() : await many(...args)
   return failing
+}
+
+export interface GatedNotifier {
+  notifier: LongPollNotifier
+  /** Confirms every subscription asked for so far; `before` runs after events flow and before `subscribe` resolves. */
+  release: (before?: () => Promise<void>) => Promise<void>
+  /** Subscriptions asked for and not confirmed yet. */
+  pending: () => number
+}
+
+/**
+ * A MemoryNotifier whose subscriptions are confirmed only when the test says so, and which, like Redis before it
+ * has processed a SUBSCRIBE, delivers no event on a channel until then: a push during that time is announced to
+ * nobody, so only the poll's store read (which must come after the confirmation) can find it.
+ */
+export function gatedNotifier (): GatedNotifier {
+  const inner = new MemoryNotifier()
+  const live = new Set<string>()
+  let waiting: Array<{ key: string, resolve: () => void }> = []
+  const key = (name: string, namespace: NotifierNamespace = 'channel'): string => `${namespace}:${name}`
+  const notifier: LongPollNotifier = {
+    start: (handlers) => inner.start({
+      ...handlers,
+      event: (name, event, namespace) => { if (live.has(key(name, namespace))) handlers.event(name, event, namespace) }
+    }),
+    subscribe: async (name, namespace) => {
+      inner.subscribe(name, namespace)
+      await new Promise<void>((resolve) => waiting.push({ key: key(name, namespace), resolve }))
+    },
+    unsubscribe: (name, namespace) => {
+      live.delete(key(name, namespace))
+      inner.unsubscribe(name, namespace)
+    },
+    publish: async (name, event, namespace) => await inner.publish(name, event, namespace),
+    close: async () => await inner.close()
+  }
+  return {
+    notifier,
+    release: async (before) => {
+      const confirmed = waiting
+      waiting = []
+      for (const { key } of confirmed) live.add(key)
+      await before?.()
+      for (const { resolve } of confirmed) resolve()
+    },
+    pending: () => waiting.length
+  }
 }
