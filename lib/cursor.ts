@@ -54,3 +54,40 @@ export function newEpoch (): string {
   while (out.length < 12) out += Math.random().toString(36).slice(2)
   return out.slice(0, 12)
 }
+
+const EMPTY_EPOCH_PATTERN = /^_\d{1,15}$/
+
+/**
+ * The epoch of a channel with no life (never pushed, expired, or disconnected): `_<ms>`, a time at which the
+ * store saw it with no life (see `emptyCursorFits`). Stores keep nothing for such a channel, so polling names
+ * that never get a message costs nothing once the polls end; random epochs never contain `_`. The time is
+ * rounded down to the second (but not before `ended`, the end of its previous life), so that polls held on
+ * one empty channel mostly share one cursor, and so one read when its first message arrives.
+ */
+export function emptyEpoch (now: number, ended: number): string {
+  return `_${Math.max(now - (now % 1000), ended)}`
+}
+
+/**
+ * The epoch to answer for a channel with no life, read at `now` from `position`: the empty-channel cursor
+ * the poll started from while it is fresh (within `keep / 2`), so an empty answer hands back the cursor it
+ * started from, else a new one.
+ */
+export function emptyEpochFor (position: Position, now: number, ended: number, keep: number, fits: boolean): string {
+  if (fits && now - Number((position as Cursor).epoch.slice(1)) < keep / 2) return (position as Cursor).epoch
+  return emptyEpoch(now, ended)
+}
+
+/**
+ * Whether `cursor`, an empty-channel cursor `_<t>.0`, is the position before the first message of a life that
+ * began at `began` (or, for a channel still with no life, at the time of the read) when the life before it, if
+ * any, ended at `ended`. A life that began after t and ended unseen before `began` would have lasted at least
+ * `keep` (the store's emptyChannelTtl) unless it was disconnected, and a disconnect is remembered for `keep`:
+ * so t must be at or after `ended`, and `began` within `keep` of t. lib/redis/scripts/includes/channel-life.lua
+ * is the same rule in Lua.
+ */
+export function emptyCursorFits (cursor: Cursor, began: number, ended: number, keep: number): boolean {
+  if (cursor.seq !== 0 || !EMPTY_EPOCH_PATTERN.test(cursor.epoch)) return false
+  const t = Number(cursor.epoch.slice(1))
+  return t <= began && began - t < keep && t >= ended
+}

@@ -63,8 +63,9 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
 
   const pushCost = await measure(() => a.app.longpoll.push('cost.push', { n: 1 }))
   t.comment(`one push: ${JSON.stringify(pushCost)}`)
-  t.same(pushCost, { evalsha: 1, time: 1, hget: 1, hincrby: 1, rpush: 1, lindex: 1, pexpire: 2, publish: 1 },
-    'a push costs 9 commands in 2 round trips: the append script (TIME HGET HINCRBY RPUSH LINDEX PEXPIRE×2) and a PUBLISH')
+  // The script's INFO server (the run id, for guarantee 6) is not in the counts: the measuring's own INFO shares its name.
+  t.same(pushCost, { evalsha: 1, time: 1, hmget: 1, hincrby: 1, rpush: 1, lindex: 1, pexpire: 2, publish: 1 },
+    'a push costs 10 commands in 2 round trips: the append script (TIME HMGET INFO HINCRBY RPUSH LINDEX PEXPIRE×2) and a PUBLISH')
   t.equal(roundTrips(pushCost), 2)
 
   const one = await hold(b, 'cost.one', 1)

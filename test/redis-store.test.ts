@@ -13,7 +13,10 @@ t.test('keys, their contents and their expiry', async (t) => {
   const msgs = `${prefix}{keys.a}:msgs`
 
   const { epoch } = await store.append('keys.a', '{"x":1}', 1_700_000_000_000, { maxMessages: 10, messageTtl: 60_000 })
-  t.same(await redis.hgetall(meta), { e: epoch, s: '1' }, 'meta: the epoch and the newest seq')
+  const life = await redis.hgetall(meta)
+  const runId = /run_id:([0-9a-f]{40})/.exec(await redis.info('server'))?.[1]
+  t.same(life, { e: epoch, s: '1', c: life.c, r: runId }, 'meta: the epoch, the newest seq, when the life began, the run id of the Redis that wrote it')
+  t.ok(Math.abs(Number(life.c) - Date.now()) < 60_000, 'the life began now, on Redis\'s clock')
   t.same(await redis.lrange(msgs, 0, -1), ['1:1700000000000:1700000060000:{"x":1}'], 'msgs: "<seq>:<time>:<expiresAt>:<json>", json as pushed')
   const metaTtl = await redis.pttl(meta)
   const msgsTtl = await redis.pttl(msgs)
@@ -21,9 +24,15 @@ t.test('keys, their contents and their expiry', async (t) => {
   t.ok(metaTtl > 655_000 && metaTtl <= 660_000, `meta outlives it by emptyChannelTtl (${metaTtl} ms)`)
 
   await store.read('keys.fresh', 'oldest', 10, Date.now())
-  const freshTtl = await redis.pttl(`${prefix}{keys.fresh}:meta`)
-  t.ok(freshTtl > 595_000 && freshTtl <= 600_000, `a channel only read is kept emptyChannelTtl (${freshTtl} ms)`)
-  t.equal(await redis.exists(`${prefix}{keys.fresh}:msgs`), 0, 'and has no list')
+  t.equal(await redis.exists(`${prefix}{keys.fresh}:meta`, `${prefix}{keys.fresh}:msgs`), 0, 'a channel only read has no keys')
+
+  await store.delete('keys.a')
+  t.same(Object.keys(await redis.hgetall(meta)), ['d'], 'a disconnect leaves a tombstone: when it happened')
+  const tombTtl = await redis.pttl(meta)
+  t.ok(tombTtl > 595_000 && tombTtl <= 600_000, `kept emptyChannelTtl (${tombTtl} ms)`)
+  t.equal(await redis.exists(msgs), 0, 'and no list')
+  await store.delete('keys.never')
+  t.equal(await redis.exists(`${prefix}{keys.never}:meta`), 0, 'a disconnect of a channel with no life leaves nothing')
 })
 
 t.test('an idle channel\'s keys vanish from Redis', async (t) => {

@@ -100,20 +100,24 @@ export function storeConformance (options: StoreConformanceOptions): void {
     return epoch
   }
 
-  check('a first read creates the channel\'s life: an epoch, no messages, seq 0', async (store) => {
+  check('a channel with no life reads empty, and the cursor it hands out is the position before its first message', async (store) => {
     const channel = uniqueChannel('new')
     const now = Date.now()
     const first = await store.read(channel, 'oldest', 10, now)
     assert.match(first.epoch, EPOCH_PATTERN, 'the epoch matches the cursor grammar')
     assert.deepEqual({ messages: first.messages, seq: first.seq, gap: first.gap }, { messages: [], seq: 0, gap: false })
     const latest = await store.read(channel, 'latest', 10, now)
-    assert.equal(latest.epoch, first.epoch, 'the life persists between reads')
-    assert.equal(latest.seq, 0)
-    const cursor = await store.read(channel, { epoch: first.epoch, seq: 0 }, 10, now)
-    assert.deepEqual({ epoch: cursor.epoch, seq: cursor.seq, gap: cursor.gap, n: cursor.messages.length }, { epoch: first.epoch, seq: 0, gap: false, n: 0 })
-    const { epoch, seq } = await store.append(channel, '1', now, RETENTION)
-    assert.equal(epoch, first.epoch, 'messages are appended to the life the read created')
+    assert.deepEqual({ seq: latest.seq, gap: latest.gap, n: latest.messages.length }, { seq: 0, gap: false, n: 0 })
+    const again = await store.read(channel, { epoch: first.epoch, seq: 0 }, 10, now)
+    assert.deepEqual({ epoch: again.epoch, seq: again.seq, gap: again.gap, n: again.messages.length }, { epoch: first.epoch, seq: 0, gap: false, n: 0 }, 'an empty answer hands back the cursor it started from')
+    const { seq } = await store.append(channel, '1', Date.now(), RETENTION)
     assert.equal(seq, 1)
+    for (const position of [{ epoch: first.epoch, seq: 0 }, { epoch: latest.epoch, seq: 0 }]) {
+      const read = await store.read(channel, position, 10, Date.now())
+      assert.deepEqual({ seqs: seqs(read), gap: read.gap }, { seqs: [1], gap: false }, 'a cursor handed out before the first message is valid in the life it began')
+    }
+    const made = await store.read(uniqueChannel('new-made-up'), { epoch: first.epoch, seq: 5 }, 10, Date.now())
+    assert.deepEqual({ seq: made.seq, gap: made.gap, n: made.messages.length }, { seq: 0, gap: true, n: 0 }, 'a made-up position on a channel with no life is a gap, not an error')
   })
 
   check('readMany (where implemented) answers, per channel and in order, what read answers', async (store) => {
@@ -134,18 +138,16 @@ export function storeConformance (options: StoreConformanceOptions): void {
       { epoch: epochA, seqs: [2, 3], seq: 3, gap: false },
       { epoch: epochB, seqs: [1, 2], seq: 2, gap: false }
     ], 'after the cursor, up to limit, in order')
-    assert.deepEqual({ seq: many[2]?.seq, n: many[2]?.messages.length, gap: many[2]?.gap }, { seq: 0, n: 0, gap: false }, 'a new channel\'s life, created')
+    assert.deepEqual({ seq: many[2]?.seq, n: many[2]?.messages.length, gap: many[2]?.gap }, { seq: 0, n: 0, gap: false }, 'a channel with no life reads empty')
     assert.equal(many[3]?.gap, true, 'a cursor of another life is a gap')
-    const one = await store.read(c, 'latest', 2, now)
-    assert.equal(one.epoch, many[2]?.epoch, 'the life readMany created is the one read sees')
     await rejectsWithBadCursor(store.readMany([{ channel: b, position: 'oldest' }, { channel: a, position: { epoch: epochA, seq: 99 } }], 2, now), 'readMany with a cursor past the newest message')
   })
 
-  check('concurrent first reads of a channel agree on one epoch', async (store) => {
+  check('concurrent first appends of a channel agree on one life', async (store) => {
     const channel = uniqueChannel('race')
-    const now = Date.now()
-    const results = await Promise.all(Array.from({ length: 20 }, () => store.read(channel, 'oldest', 1, now)))
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.append(channel, String(i), Date.now(), RETENTION)))
     assert.equal(new Set(results.map((result) => result.epoch)).size, 1)
+    assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1))
   })
 
   check('append gives seqs 1, 2, 3… in one epoch and echoes the time', async (store) => {
@@ -226,9 +228,9 @@ export function storeConformance (options: StoreConformanceOptions): void {
     const epoch = await fill(store, channel, 3)
     await rejectsWithBadCursor(store.read(channel, { epoch, seq: 4 }, 10, Date.now()), 'seq 4 of 3')
     await rejectsWithBadCursor(store.read(channel, { epoch, seq: 1e15 }, 10, Date.now()), 'a huge seq')
-    const empty = uniqueChannel('past-empty')
-    const life = await store.read(empty, 'oldest', 10, Date.now())
-    await rejectsWithBadCursor(store.read(empty, { epoch: life.epoch, seq: 1 }, 10, Date.now()), 'seq 1 of an empty channel')
+    const emptied = uniqueChannel('past-empty')
+    const { epoch: life } = await store.append(emptied, '1', Date.now(), { maxMessages: 10, messageTtl: 1 })
+    await rejectsWithBadCursor(store.read(emptied, { epoch: life, seq: 2 }, 10, Date.now() + 10), 'seq 2 of a life whose only message expired')
   })
 
   check('a cursor from another life reads from the oldest retained message with gap', async (store) => {
@@ -294,9 +296,12 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.match(after.epoch, EPOCH_PATTERN)
     assert.deepEqual({ n: after.messages.length, seq: after.seq, gap: after.gap }, { n: 0, seq: 0, gap: false })
     const old = await store.read(channel, { epoch, seq: 3 }, 10, Date.now())
-    assert.deepEqual({ epoch: old.epoch, seq: old.seq, gap: old.gap }, { epoch: after.epoch, seq: 0, gap: true }, 'an old cursor is never read as a position in the new life')
+    assert.deepEqual({ seq: old.seq, gap: old.gap, n: old.messages.length }, { seq: 0, gap: true, n: 0 }, 'an old cursor is never read as a position in the new life')
     const appended = await store.append(channel, '"new"', Date.now(), RETENTION)
-    assert.deepEqual({ epoch: appended.epoch, seq: appended.seq }, { epoch: after.epoch, seq: 1 })
+    assert.notEqual(appended.epoch, epoch)
+    assert.equal(appended.seq, 1)
+    const fresh = await store.read(channel, { epoch: after.epoch, seq: 0 }, 10, Date.now())
+    assert.deepEqual({ seqs: seqs(fresh), gap: fresh.gap }, { seqs: [1], gap: false }, 'a cursor handed out after the delete is the position before the new life')
     await store.delete(uniqueChannel('never-existed'))
   })
 
@@ -393,10 +398,8 @@ export function storeConformance (options: StoreConformanceOptions): void {
     const other = await options.createStore()
     try {
       const channel = uniqueChannel('two-stores')
-      const first = await store.read(channel, 'oldest', 1, Date.now())
-      const second = await other.read(channel, 'oldest', 1, Date.now())
-      assert.equal(second.epoch, first.epoch, 'two instances see one life of the channel (a store with a backend per instance sets separateBackends)')
       const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION)))
+      assert.equal(new Set(results.map((result) => result.epoch)).size, 1, 'two instances append to one life of the channel (a store with a backend per instance sets separateBackends)')
       assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1))
       const keyed = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION, { key: 'shared', ttl: 60_000 })))
       assert.equal(keyed.filter((result) => result.duplicate !== true).length, 1, 'one key through two instances stores once')

@@ -1,5 +1,5 @@
 import { errors } from '../errors.js'
-import { formatCursor, newEpoch, type Position } from '../cursor.js'
+import { emptyCursorFits, emptyEpochFor, formatCursor, newEpoch, type Position } from '../cursor.js'
 import type { AppendResult, ChannelRead, IdempotencyKey, LongPollStore, ReadResult, Retention, StoredMessage } from './types.js'
 
 export interface MemoryStoreOptions {
@@ -31,6 +31,10 @@ interface MemoryMessage extends StoredMessage {
 
 interface MemoryChannel {
   epoch: string
+  /** When this life began (its first append). */
+  began: number
+  /** When the life before it ended: its disconnect, or this store's start. */
+  ended: number
   /** Seq of the newest message ever appended in this life (0 before the first). */
   lastSeq: number
   /** Retained messages are `messages[head..]`; their seqs are consecutive, so a cursor maps to an index in O(1). */
@@ -39,9 +43,17 @@ interface MemoryChannel {
   lastUsed: number
 }
 
-/** The default store: one process, nothing to install. Its messages are lost when the process ends. */
+/**
+ * The default store: one process, nothing to install. Its messages are lost when the process ends.
+ * Only an append creates a channel's life: a read of a channel with none keeps nothing and answers the
+ * empty-channel cursor (`emptyEpoch`), so polls on names that never get a message cost nothing once they end.
+ */
 export class MemoryStore implements LongPollStore {
   private readonly channels = new Map<string, MemoryChannel>()
+  /** Channels disconnected within emptyChannelTtl → when: what an empty-channel cursor is checked against. */
+  private readonly disconnectedAt = new Map<string, number>()
+  /** A cursor handed out before this store existed belongs to another store's lives. */
+  private readonly started = Date.now()
   /** `<key> <channel>` (a key has no space) → its first message; in insertion order, so the oldest come first. */
   private readonly keys = new Map<string, RememberedKey>()
   private readonly maxIdempotencyKeys: number
@@ -75,7 +87,8 @@ export class MemoryStore implements LongPollStore {
       const first = this.keys.get(id)
       if (first !== undefined && first.expiresAt > time) return { epoch: first.epoch, seq: first.seq, time: first.time, duplicate: true }
     }
-    const state = this.channelFor(channel, time)
+    const state = this.channels.get(channel) ?? this.newLife(channel, time)
+    state.lastUsed = time
     const seq = ++state.lastSeq
     state.messages.push({ seq, time, json, expiresAt: time + retention.messageTtl })
     const retained = state.messages.length - state.head
@@ -98,7 +111,13 @@ export class MemoryStore implements LongPollStore {
   }
 
   private readNow (channel: string, position: Position, limit: number, now: number): ReadResult {
-    const state = this.channelFor(channel, now)
+    const state = this.channels.get(channel)
+    if (state === undefined) {
+      const ended = this.endedBefore(channel)
+      const fits = typeof position === 'object' && emptyCursorFits(position, now, ended, this.emptyChannelTtl)
+      return { epoch: emptyEpochFor(position, now, ended, this.emptyChannelTtl, fits), messages: [], seq: 0, gap: typeof position === 'object' && !fits }
+    }
+    state.lastUsed = now
     this.prune(state, now)
     const { epoch, lastSeq, messages, head } = state
     const firstSeq = head < messages.length ? (messages[head] as MemoryMessage).seq : lastSeq + 1
@@ -108,7 +127,10 @@ export class MemoryStore implements LongPollStore {
     let gap = false
     if (position !== 'oldest') {
       if (position.epoch !== epoch) {
-        gap = true // a cursor from another life: answer from the oldest retained message
+        // An empty-channel cursor from before this life is the position before its first message; a cursor
+        // from another life is answered from the oldest retained message.
+        if (emptyCursorFits(position, state.began, state.ended, this.emptyChannelTtl)) gap = firstSeq > 1
+        else gap = true
       } else if (position.seq > lastSeq) {
         throw new errors.BadCursor(formatCursor(position.epoch, position.seq), 'it is past the newest message of the channel')
       } else {
@@ -126,7 +148,10 @@ export class MemoryStore implements LongPollStore {
   }
 
   async delete (channel: string): Promise<void> {
-    this.channels.delete(channel)
+    if (!this.channels.delete(channel)) return
+    this.disconnectedAt.delete(channel) // re-inserted at the end: the map stays in time order
+    this.disconnectedAt.set(channel, Date.now())
+    this.startSweeper()
   }
 
   async close (): Promise<void> {
@@ -135,15 +160,16 @@ export class MemoryStore implements LongPollStore {
     this.sweeper = null
   }
 
-  private channelFor (channel: string, now: number): MemoryChannel {
-    let state = this.channels.get(channel)
-    if (state === undefined) {
-      state = { epoch: newEpoch(), lastSeq: 0, messages: [], head: 0, lastUsed: now }
-      this.channels.set(channel, state)
-      this.startSweeper()
-    }
-    state.lastUsed = now
+  private newLife (channel: string, now: number): MemoryChannel {
+    const state: MemoryChannel = { epoch: newEpoch(), began: now, ended: this.endedBefore(channel), lastSeq: 0, messages: [], head: 0, lastUsed: now }
+    this.channels.set(channel, state)
+    this.disconnectedAt.delete(channel)
+    this.startSweeper()
     return state
+  }
+
+  private endedBefore (channel: string): number {
+    return this.disconnectedAt.get(channel) ?? this.started
   }
 
   /** Drops expired messages from the head (messages are in time order) and compacts the array now and then. */
@@ -161,7 +187,7 @@ export class MemoryStore implements LongPollStore {
     // One unref'd timer re-armed with refresh(): it never keeps the process alive and never overlaps itself.
     this.sweeper = setTimeout(() => {
       this.sweep(Date.now())
-      if (this.channels.size > 0 || this.keys.size > 0) this.sweeper?.refresh()
+      if (this.channels.size > 0 || this.keys.size > 0 || this.disconnectedAt.size > 0) this.sweeper?.refresh()
       else this.sweeper = null
     }, this.sweepInterval).unref()
   }
@@ -180,6 +206,10 @@ export class MemoryStore implements LongPollStore {
 
   private sweep (now: number): void {
     this.forgetKeys(now)
+    for (const [name, at] of this.disconnectedAt) {
+      if (now - at < this.emptyChannelTtl) break
+      this.disconnectedAt.delete(name)
+    }
     for (const [name, state] of this.channels) {
       this.prune(state, now)
       if (state.head === state.messages.length && now - state.lastUsed >= this.emptyChannelTtl) this.channels.delete(name)

@@ -41,13 +41,17 @@ export interface RedisStoreOptions {
  *   but replies are nested field arrays to unpack in Lua, and an emptied stream key never goes away by itself.
  *
  * Keys (built in lib/redis/keys.ts), hash-tagged so that one channel's keys and its pub/sub channel share a Cluster slot:
- *   <prefix>{<channel>}:meta  hash { e: epoch of the current life, s: seq of its newest message }
+ *   <prefix>{<channel>}:meta  hash: the channel's life — epoch, newest seq, when it began, the run id of the
+ *                             Redis process that last wrote it, its ancestors (lib/redis/scripts/includes/channel-life.lua);
+ *                             or, for emptyChannelTtl after a disconnect, a tombstone holding only the time of it
  *   <prefix>{<channel>}:msgs  list, oldest first, of "<seq>:<time>:<expiresAt>:<json>"
  *   <prefix>{<channel>}:key:<idempotency key>  string "<epoch>:<seq>:<time>" of the key's first message, for its ttl
+ * Only an append creates a life: a read of a channel with none writes nothing and answers an empty-channel
+ * cursor, so polls on names that never get a message cost Redis nothing once they end.
  * Expiry: `msgs` expires `messageTtl` after the last append (by then every message in it has expired);
  * `meta` expires `messageTtl + emptyChannelTtl` after the last append, and reads push it back to at least
  * `emptyChannelTtl / 2` — so the epoch always outlives the messages, and an idle channel costs nothing forever.
- * The scripts are lib/redis/scripts/append-2.lua and read-2.lua.
+ * The scripts are lib/redis/scripts/append-3.lua, read-2.lua, read-many-n.lua and delete-2.lua.
  */
 
 export type { RedisClient }
@@ -59,6 +63,7 @@ interface Scripts {
   longpollAppendV2 (meta: string, msgs: string, key: string, ...args: Array<string | number>): Promise<[AppendOutcome, string, number, number, number?]>
   longpollReadV1 (meta: string, msgs: string, ...args: Array<string | number>): Promise<ReadReply>
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
+  longpollDeleteV1 (meta: string, msgs: string, emptyChannelTtl: number): Promise<number>
 }
 /** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages } */
 type ReadReply = [string, number, number, string[]?]
@@ -92,6 +97,7 @@ export class RedisStore implements LongPollStore {
     this.redis.defineCommand('longpollAppendV2', SCRIPTS.append)
     this.redis.defineCommand('longpollReadV1', SCRIPTS.read)
     this.redis.defineCommand('longpollReadManyV1', SCRIPTS.readMany)
+    this.redis.defineCommand('longpollDeleteV1', SCRIPTS.delete)
     this.sharded = (this.redis as Cluster).isCluster === true
     this.connectedOnce = this.redis.status === 'ready'
     this.redis.on('ready', this.onReady)
@@ -162,7 +168,7 @@ export class RedisStore implements LongPollStore {
   /** Deletes the channel; like `append`, it is never queued while Redis is unreachable (a late delete would drop newer messages). */
   async delete (channel: string): Promise<void> {
     await this.connected()
-    await withTimeout(this.redis.del(this.key(channel, 'meta'), this.key(channel, 'msgs')), this.commandTimeout, 'delete')
+    await withTimeout((this.redis as unknown as Scripts).longpollDeleteV1(this.key(channel, 'meta'), this.key(channel, 'msgs'), this.emptyChannelTtl), this.commandTimeout, 'delete')
   }
 
   /** The client is yours: close() only removes the store's listener. */

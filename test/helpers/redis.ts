@@ -30,7 +30,7 @@ export function runPrefix (): string {
 }
 
 /** A free loopback port whose cluster bus port (port + 10000) is free as well. */
-async function freePort (): Promise<number> {
+export async function freePort (): Promise<number> {
   for (;;) {
     const port = await listenOnce(0)
     if (port + 10_000 < 65_536 && await listenOnce(port + 10_000).then(() => true, () => false)) return port

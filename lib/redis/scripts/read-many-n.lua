@@ -2,7 +2,7 @@
 -- KEYS[2i-1] meta hash and KEYS[2i] message list of channel i (KEYS[1], KEYS[2] for the first; see
 -- longpollAppendV1); the caller passes the number of keys (2k), all on one standalone server.
 -- ARGV[1] limit   ARGV[2] now (ms)   ARGV[3] emptyChannelTtl (ms)
--- ARGV[4i] epoch to use if channel i has no life yet   ARGV[4i+1] position: 'o', 'l' or 'c'
+-- ARGV[4i] epoch to use if the read of channel i forks it   ARGV[4i+1] position: 'o', 'l' or 'c'
 -- ARGV[4i+2] cursor epoch   ARGV[4i+3] cursor seq
 -- Returns one reply of longpollReadV1 per channel, in order: { epoch, seq, gap, messages } or
 -- { epoch, newest seq, PAST_NEWEST }.
