@@ -15,7 +15,8 @@ t.test('1,000 rounds of a push racing a just-started poll: none answered at its 
     const channel = `race-${c}`
     let cursor = (await poll(base, { channel, cursor: 'latest', timeout: 0 })).body.cursor
     for (let round = 0; round < rounds; round++) {
-      const held = poll(base, { channel, cursor, timeout: 10_000 })
+      // A lost wake-up shows as an answer at the timeout: 60 s, far beyond what a loaded machine takes for a push.
+      const held = poll(base, { channel, cursor, timeout: 60_000 })
       // Vary where the push lands relative to the poll's registration and store read: 0-3 turns of the loop.
       for (let i = 0; i < round % 4; i++) await new Promise((resolve) => setImmediate(resolve))
       const { body: pushed } = await push(base, channel, round)
@@ -69,7 +70,7 @@ t.test('5,000 messages: three consumers with limit batching each receive every o
     const seen: number[] = []
     let cursor: string | undefined
     while (seen.length < total) {
-      const query: Record<string, string | number> = { channel: 'ordered', timeout: 10_000, limit }
+      const query: Record<string, string | number> = { channel: 'ordered', timeout: 60_000, limit }
       if (cursor !== undefined) query.cursor = cursor
       const { status, body } = await poll(base, query)
       if (status !== 200 || body.status !== 'ok') throw new Error(`unexpected answer ${status} ${JSON.stringify(body)}`)
