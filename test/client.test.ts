@@ -41,7 +41,7 @@ t.test('stop() ends an iteration waiting on a held poll at once', async (t) => {
   const started = Date.now()
   client.stop()
   await iteration
-  t.ok(Date.now() - started < 2000, 'ended promptly')
+  t.ok(Date.now() - started < 10_000, 'ended long before the 60 s hold')
   t.equal(client.state, 'stopped')
   await heldPolls(app, 0) // the abort released the poll held on the server
   t.equal(app.longpoll.stats().aborted, 1)
