@@ -25,7 +25,7 @@ export function answerBody (status: PollStatus, epoch: string, messages: StoredM
   let items = ''
   for (let i = 0; i < messages.length; i++) {
     const message = messages[i] as StoredMessage
-    items += `${i === 0 ? '' : ','}{"id":"${formatCursor(epoch, message.seq)}","data":${message.json},"time":${message.time}}`
+    items += `${i === 0 ? '' : ','}{"id":"${formatCursor(message.epoch ?? epoch, message.seq)}","data":${message.json},"time":${message.time}}`
   }
   const gapField = gap ? ',"gap":true' : ''
   return Buffer.from(`{"status":"${status}","messages":[${items}],"cursor":"${formatCursor(epoch, seq)}"${gapField}}`)
@@ -57,7 +57,7 @@ export function pollAnswerBody (status: PollStatus, parts: ChannelPart[]): Buffe
     for (const part of parts) {
       const message = part.messages[r]
       if (message === undefined) continue
-      items += `${items === '' ? '' : ','}{"id":"${formatCursor(part.epoch, message.seq)}","data":${message.json},"time":${message.time},"channel":${part.channelJson}}`
+      items += `${items === '' ? '' : ','}{"id":"${formatCursor(message.epoch ?? part.epoch, message.seq)}","data":${message.json},"time":${message.time},"channel":${part.channelJson}}`
     }
   }
   const gapFields = gaps === '' ? '' : `,"gap":true,"gaps":[${gaps}]`

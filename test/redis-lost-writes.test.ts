@@ -118,17 +118,21 @@ async function lostWrites (t: Test, deploy: (t: Test) => Promise<Deployment>): P
   t.equal(rest.status, 200)
   t.notOk(rest.body.gap, 'the client within what survived: no gap')
   const survivors = rest.body.messages.map((m: any) => m.data)
+  const survivorIds = rest.body.messages.map((m: any) => m.id)
   cursor = rest.body.cursor
   for (let i = 0; survivors.length < 23 && i < 10; i++) {
     const next = await poll(b.base, { channel, cursor, timeout: 10_000, limit: 100 })
     t.notOk(next.body.gap, 'no gap')
     survivors.push(...next.body.messages.map((m: any) => m.data))
+    survivorIds.push(...next.body.messages.map((m: any) => m.id))
     cursor = next.body.cursor
   }
+  t.same(survivorIds.slice(0, 20), ids.slice(30, 50), 'the messages that survived keep their ids')
   t.same(survivors, [...Array.from({ length: 20 }, (_, i) => 31 + i), 'new 1', 'new 2', 'new 3'], '31–50, then the new messages, in order, once')
 
   const beginner = await poll(b.base, { channel, timeout: 0, limit: 100 })
   t.same(beginner.body.messages.map((m: any) => m.data), [...Array.from({ length: 50 }, (_, i) => i + 1), 'new 1', 'new 2', 'new 3'], 'a new client reads what survived and what came after')
+  t.same(beginner.body.messages.map((m: any) => m.id), [...ids.slice(0, 50), ...fresh], 'under the ids they were given')
 }
 
 t.test('a Redis restarted from an older snapshot', async (t) => {

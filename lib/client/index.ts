@@ -2,7 +2,7 @@
 import type { LongPollClientState, StateDetail, Wants } from './leader.js'
 import { backoffDelay, sleep } from './backoff.js'
 import {
-  advance, covers, epochOf, isAfter, LongPollClientError, pollOnce,
+  advance, covers, epochOf, isAfter, isEmptyChannel, LongPollClientError, pollOnce,
   type Delivery, type LongPollMessage, type RetryableError
 } from './poll.js'
 import { canShare, OwnLink, SharedLink, type Link } from './shared.js'
@@ -304,7 +304,7 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
       const covered = covers(from, sub.taken, to)
       if (covered) {
         taking.set(channel, sub)
-        if (this.isGap(sub.taken, to, delivery.gaps.includes(channel), delivery.messages.find((m) => m.channel === channel))) {
+        if (this.isGap(sub.taken, from, to, delivery.gaps.includes(channel), delivery.messages.find((m) => m.channel === channel))) {
           items.push({ kind: 'gap', sub })
         }
         ends.push({ kind: 'cursor', sub, to })
@@ -334,11 +334,16 @@ export class LongPollClient<T = unknown> implements AsyncIterable<LongPollMessag
   }
 
   /**
-   * A gap for this client: its cursor is in a life that ended, or the server found messages missing after the
+   * A gap for this client. Where the poll started from this client's own position (or, for a channel that had
+   * no message yet, from before its first one), the server's word: it knows the channel's lives (a first
+   * message, or a fork after its store lost writes, changes the epoch without a gap). Otherwise (a shared poll
+   * that started elsewhere): its cursor is in a life that ended, or the server found messages missing after the
    * poll's start and this client had not got past them (with its cursor before the answer's first message).
    */
-  private isGap (taken: string | null, to: string, serverGap: boolean, first: LongPollMessage | undefined): boolean {
+  private isGap (taken: string | null, from: string | null, to: string, serverGap: boolean, first: LongPollMessage | undefined): boolean {
     if (taken === null || taken === 'latest') return false
+    const beforeFirst = isEmptyChannel(taken) && (from === null || isEmptyChannel(from))
+    if (from === taken || beforeFirst) return serverGap
     if (epochOf(taken) !== epochOf(to)) return true
     return serverGap && (first === undefined || isAfter(first.id, taken))
   }

@@ -194,6 +194,11 @@ export function earliest (a: string | null, b: string | null): string | null {
   return pa.seq <= pb.seq ? a : b
 }
 
+/** A cursor of a channel that had no message when it was handed out (its epoch is `_<ms>`, see the server's cursor.ts). */
+export function isEmptyChannel (position: string | null): boolean {
+  return position !== null && position.startsWith('_')
+}
+
 /** The epoch of a cursor, or undefined for `null`, `latest` and anything unparsable. */
 export function epochOf (position: string | null): string | undefined {
   return position === null || position === 'latest' ? undefined : parse(position)?.epoch

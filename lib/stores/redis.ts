@@ -65,8 +65,8 @@ interface Scripts {
   longpollReadManyV1 (numberOfKeys: number, ...keysAndArgs: Array<string | number>): Promise<ReadReply[]>
   longpollDeleteV1 (meta: string, msgs: string, emptyChannelTtl: number): Promise<number>
 }
-/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages } */
-type ReadReply = [string, number, number, string[]?]
+/** { epoch, seq, gap (0, 1 or PAST_NEWEST), messages, ancestors when a message predates a fork } */
+type ReadReply = [string, number, number, string[]?, string?]
 
 /**
  * Messages in Redis: every instance of your app sees the same channels. Append and read are one Lua script
@@ -197,11 +197,29 @@ function positionArgs (position: Position): ['o' | 'l' | 'c', { epoch: string, s
   return [position === 'oldest' ? 'o' : 'l', { epoch: '', seq: 0 }]
 }
 
-function readResult ([epoch, rawSeq, gap, elements = []]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
+function readResult ([epoch, rawSeq, gap, elements = [], ancestors]: ReadReply, cursor: { epoch: string, seq: number }): ReadResult {
   if (gap === SENTINELS.PAST_NEWEST) throw new errors.BadCursor(formatCursor(cursor.epoch, cursor.seq), 'it is past the newest message of the channel')
   const messages = elements.map(decode)
+  if (ancestors !== undefined) labelByLife(messages, ancestors)
   const last = messages[messages.length - 1]
   return { epoch, messages, seq: last === undefined ? Number(rawSeq) : last.seq, gap: gap === 1 }
+}
+
+/**
+ * Gives each message written before a fork the epoch of the life it was written in. `ancestors` is
+ * "<epoch>:<bound>,…", newest first, with bounds that never grow towards the oldest: message n was written in
+ * the oldest ancestor whose bound is at least n (lib/redis/scripts/includes/channel-life.lua).
+ */
+function labelByLife (messages: StoredMessage[], ancestors: string): void {
+  const lives = ancestors.split(',').map((entry) => {
+    const colon = entry.lastIndexOf(':')
+    return { epoch: entry.slice(0, colon), bound: Number(entry.slice(colon + 1)) }
+  }).reverse()
+  for (const message of messages) {
+    const life = lives.find(({ bound }) => message.seq <= bound)
+    if (life === undefined) break // this and every later message belong to the current life
+    message.epoch = life.epoch
+  }
 }
 
 function decode (element: string): StoredMessage {

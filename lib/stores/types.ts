@@ -7,6 +7,11 @@ export interface StoredMessage {
   time: number
   /** `JSON.stringify(data)`, exactly as pushed. */
   json: string
+  /**
+   * The life the message was written in, when it is not the read's `epoch`: a message that survived a fork of
+   * its channel (a Redis that lost writes, guarantee 6) keeps the id it was given.
+   */
+  epoch?: string
 }
 
 /** How long a channel keeps its messages. */

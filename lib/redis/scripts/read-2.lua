@@ -4,7 +4,8 @@
 -- ARGV[1] epoch to use if the read forks the channel (a cursor past the newest seq after a loss of writes)
 -- ARGV[2] position: 'o' oldest, 'l' latest, 'c' cursor   ARGV[3] cursor epoch   ARGV[4] cursor seq
 -- ARGV[5] limit   ARGV[6] now (ms)   ARGV[7] emptyChannelTtl (ms)
--- Returns { epoch, seq, gap, messages } where seq is the seq just before the first message returned (or, with
--- none, the answer's seq) and gap is 0 or 1; or { epoch, newest seq, PAST_NEWEST } for a cursor past the newest message.
+-- Returns { epoch, seq, gap, messages[, ancestors] } where seq is the seq just before the first message returned
+-- (or, with none, the answer's seq), gap is 0 or 1, and ancestors (when a message returned was written before a
+-- fork) is the meta's "<epoch>:<bound>,…"; or { epoch, newest seq, PAST_NEWEST } for a cursor past the newest message.
 --- @include "read-channel"
 return read_channel(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])

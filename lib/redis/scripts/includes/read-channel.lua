@@ -58,5 +58,9 @@ local function read_channel(meta_key, msgs_key, new_epoch, mode, cursor_epoch, c
   local n = last - after
   if n <= 0 then return { epoch, after, gap, {} } end
   local count = math.min(n, tonumber(limit))
-  return { epoch, after, gap, redis.call('LRANGE', msgs_key, -n, count - n - 1) }
+  local messages = redis.call('LRANGE', msgs_key, -n, count - n - 1)
+  -- Messages written before a fork keep their ids: the ancestors name the life each was written in.
+  local newest = meta[5] and tonumber(string.match(meta[5], '^[^:]+:(%d+)'))
+  if newest and after < newest then return { epoch, after, gap, messages, meta[5] } end
+  return { epoch, after, gap, messages }
 end
