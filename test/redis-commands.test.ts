@@ -56,7 +56,7 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
   }
 
   // Warm-up: the scripts are loaded (the first call is an EVAL after NOSCRIPT) and the channels exist.
-  for (const channel of ['cost.push', 'cost.one', 'cost.fanout', 'cost.repoll', 'cost.gone', 'cost.disconnect']) {
+  for (const channel of ['cost.push', 'cost.one', 'cost.fanout', 'cost.repoll', 'cost.gone', 'cost.disconnect', 'cost.read']) {
     await a.app.longpoll.push(channel, 'warm-up')
     await poll(b.base, { channel, timeout: 0 })
   }
