@@ -25,10 +25,12 @@ t.test('it resumes from a cursor given to the constructor', async (t) => {
   const { id } = await app.longpoll.push('feed', 1)
   await app.longpoll.push('feed', 2)
   const client = new LongPollClient({ url: `${base}/`, channel: 'feed', cursor: id })
+  const seen: unknown[] = []
   for await (const message of client) {
-    t.equal(message.data, 2)
+    seen.push(message.data)
     client.stop()
   }
+  t.same(seen, [2], 'only the message after the cursor (an iteration that yields nothing fails here)')
 })
 
 t.test('stop() ends an iteration waiting on a held poll at once', async (t) => {
@@ -39,7 +41,7 @@ t.test('stop() ends an iteration waiting on a held poll at once', async (t) => {
   const started = Date.now()
   client.stop()
   await iteration
-  t.ok(Date.now() - started < 2000, 'ended promptly')
+  t.ok(Date.now() - started < 10_000, 'ended long before the 60 s hold')
   t.equal(client.state, 'stopped')
   await heldPolls(app, 0) // the abort released the poll held on the server
   t.equal(app.longpoll.stats().aborted, 1)
@@ -162,8 +164,10 @@ t.test('a relative url resolves against the page location in a browser', async (
   ;(globalThis as { location?: { href: string } }).location = { href: `${origin}/chat/room` }
   t.teardown(() => { delete (globalThis as { location?: unknown }).location })
   const client = new LongPollClient({ url: '/lp', channel: 'page' })
+  const seen: unknown[] = []
   for await (const message of client) {
-    t.equal(message.data, 'hello')
+    seen.push(message.data)
     client.stop()
   }
+  t.same(seen, ['hello'], 'reached the server through the page-relative url')
 })

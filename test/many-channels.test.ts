@@ -2,9 +2,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import swagger from '@fastify/swagger'
-import longpoll, { MemoryStore, type LongPollStore } from '../lib/index.js'
+import longpoll, { MemoryStore } from '../lib/index.js'
 import { serve, until } from './helpers/app.js'
 import { manyChannelSuite, pollMany, ReadWatch, watchReads } from './helpers/many.js'
+import { gatedStore } from './helpers/stores.js'
 
 manyChannelSuite(t, async (t, options = {}) => {
   const reads = new ReadWatch()
@@ -25,30 +26,9 @@ t.test('maxChannels is validated at register', async (t) => {
   await t.rejects(serve(t, { maxChannels: 0 }), { code: 'FST_LONGPOLL_INVALID_OPTION', message: /maxChannels/ })
 })
 
-/**
- * A memory store whose reads run at once but answer only when the test releases them: a read "in flight". It has
- * no `readMany`, so these tests also take the hub's path for stores without it (one `read` per channel, together).
- */
-function gatedStore (): { store: MemoryStore, release: () => void, waiting: () => number } {
-  const store = new MemoryStore()
-  const withoutReadMany: LongPollStore = store
-  withoutReadMany.readMany = undefined
-  const read = store.read.bind(store)
-  let gates: Array<() => void> = []
-  store.read = async (...args) => {
-    const result = await read(...args)
-    await new Promise<void>((resolve) => gates.push(resolve))
-    return result
-  }
-  return {
-    store,
-    release: () => { const open = gates; gates = []; for (const resolve of open) resolve() },
-    waiting: () => gates.length
-  }
-}
-
+// Without readMany, these also take the hub's path for stores that lack it: one `read` per channel, together.
 t.test('a push on any channel while the poll\'s reads are in flight makes it read again, not hold', async (t) => {
-  const gated = gatedStore()
+  const gated = gatedStore({ readMany: false })
   const { app, base } = await serve(t, { store: gated.store })
   const channels = ['dirty.a', 'dirty.b', 'dirty.c']
   const cursors: string[] = []
@@ -65,7 +45,7 @@ t.test('a push on any channel while the poll\'s reads are in flight makes it rea
 })
 
 t.test('a disconnect before the first reads answered: answered once the cursor is concrete, with the other channels\' messages', async (t) => {
-  const gated = gatedStore()
+  const gated = gatedStore({ readMany: false })
   const { app, base } = await serve(t, { store: gated.store })
   await app.longpoll.push('early.a', 'a1')
   await app.longpoll.push('early.b', 'b1')

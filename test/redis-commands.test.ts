@@ -56,10 +56,11 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
   }
 
   // Warm-up: the scripts are loaded (the first call is an EVAL after NOSCRIPT) and the channels exist.
-  for (const channel of ['cost.push', 'cost.one', 'cost.fanout', 'cost.repoll']) {
+  for (const channel of ['cost.push', 'cost.one', 'cost.fanout', 'cost.repoll', 'cost.gone', 'cost.disconnect', 'cost.read']) {
     await a.app.longpoll.push(channel, 'warm-up')
     await poll(b.base, { channel, timeout: 0 })
   }
+  await a.app.longpoll.disconnect('cost.gone') // loads the delete script
 
   const pushCost = await measure(() => a.app.longpoll.push('cost.push', { n: 1 }))
   t.comment(`one push: ${JSON.stringify(pushCost)}`)
@@ -107,6 +108,33 @@ t.test('Redis commands per push, per delivered message, and for a fan-out', asyn
   t.equal(lingering.unsubscribe ?? 0, 0, 'no UNSUBSCRIBE between polls')
   const perMessage = total(lingering) / rounds
   t.comment(`per message delivered to a re-polling client: ${perMessage} commands (push 9, wake-up read 5, the next poll's first read 3, plus its short poll and the one SUBSCRIBE spread over ${rounds})`)
+
+  // The re-poll's first read: a client back within presenceWindow (its channel still subscribed) with a cursor at
+  // the newest message. What the README's "a poll that finds nothing new" row states.
+  const repolled = hold(b, 'cost.read', 1)
+  await push(a.base, 'cost.read', 'answer')
+  const [answered] = await Promise.all(await repolled)
+  await settle()
+  await observer.config('RESETSTAT')
+  const controller = new AbortController()
+  const next = poll(b.base, { channel: 'cost.read', cursor: answered?.body.cursor as string, timeout: 30_000 }, { signal: controller.signal }).catch(() => null)
+  await heldPolls(b.app, 1) // its read went out on B's connection right after it was attached
+  await settle()
+  const readCost = await commandstats()
+  t.comment(`a re-poll's first read: ${JSON.stringify(readCost)}`)
+  t.same(readCost, { evalsha: 1, hmget: 1, pttl: 1 }, 'a poll that finds nothing new costs one read script: 3 commands in 1 round trip, no SUBSCRIBE')
+  controller.abort()
+  await next
+  await heldPolls(b.app, 0)
+
+  // A disconnect of a channel with messages: the delete script drops both keys and leaves a tombstone, then the
+  // disconnect event goes out.
+  const disconnectCost = await measure(async () => {
+    t.equal((await fetch(`${a.base}/disconnect?channel=cost.disconnect`, { method: 'DELETE' })).status, 200)
+  })
+  t.comment(`a disconnect: ${JSON.stringify(disconnectCost)}`)
+  t.same(disconnectCost, { evalsha: 1, del: 2, hexists: 1, time: 1, hset: 1, pexpire: 1, publish: 1 },
+    'a disconnect costs 8 commands in 2 round trips: the delete script (EVALSHA → DEL HEXISTS DEL TIME HSET PEXPIRE) and a PUBLISH')
 
   const eager = await redisApp(t, server, prefix, { presenceWindow: 0 })
   apps.push(eager)

@@ -8,6 +8,7 @@ import { deleteByPrefix, runPrefix, startRedis } from './helpers/redis.js'
 t.test('Redis', async (t) => {
   const server = await startRedis(t)
   const redis = server.client(t)
+  const observer = server.client(t)
   const prefix = runPrefix()
   t.teardown(() => deleteByPrefix(redis, prefix))
   storeConformance({ name: 'RedisStore', test: (name, fn) => t.test(name, fn), createStore: () => new RedisStore({ redis, prefix }) })
@@ -15,6 +16,8 @@ t.test('Redis', async (t) => {
     name: 'RedisNotifier',
     test: (name, fn) => t.test(name, fn),
     // Each notifier gets a publisher of its own, as separate processes would.
-    createNotifier: () => new RedisNotifier({ redis: server.client(t), prefix })
+    createNotifier: () => new RedisNotifier({ redis: server.client(t), prefix }),
+    interrupt: async () => { await observer.client('KILL', 'TYPE', 'pubsub') },
+    outage: { stop: async () => { await server.kill() }, start: async () => { await server.start() } }
   })
 })

@@ -29,6 +29,12 @@ export interface StoreConformanceOptions {
   name?: string
   /** How many appends run concurrently in the concurrency check. Default 200. */
   concurrency?: number
+  /**
+   * True when every store `createStore` makes has a backend of its own (MemoryStore): the check that two instances
+   * share one sequence is then not declared. Default false: two stores must share their channels, and a pair that
+   * reports two different lives of one channel fails.
+   */
+  separateBackends?: boolean
 }
 
 export interface NotifierConformanceOptions {
@@ -49,8 +55,20 @@ export interface NotifierConformanceOptions {
    * without presence (the plugin then reports presence from each instance's own polls).
    */
   presence?: boolean
-  /** The presenceWindow the suite starts notifiers with (ms). Default 200. */
+  /** The presenceWindow the suite starts notifiers with (ms). Default 200. Some checks also run with 0. */
   presenceWindow?: number
+  /**
+   * Cuts every notifier's connection to the broker, which stays up (Redis: `CLIENT KILL TYPE pubsub`). When given,
+   * the suite checks that a notifier re-subscribes on its own, calls `resync` once it has (and only then), and
+   * delivers again. A notifier without a connection to lose (MemoryNotifier) leaves it out.
+   */
+  interrupt?: () => Promise<void>
+  /**
+   * Takes the broker down, and brings it back (Redis: kill the server; start it again on the same port). When
+   * given, the suite checks that `subscribe` fails (rejects or throws within `timeout`) rather than hangs while
+   * the broker is down, and that once it is back the notifier resyncs and delivers on the channels it held.
+   */
+  outage?: { stop: () => Promise<void>, start: () => Promise<void> }
 }
 
 const RETENTION: Retention = { maxMessages: 1000, messageTtl: 3_600_000 }
@@ -375,12 +393,14 @@ export function storeConformance (options: StoreConformanceOptions): void {
     assert.equal(read.messages.length, 1)
   })
 
+  if (options.separateBackends === true) return
+
   check('concurrent appends through two store instances share one sequence', async (store) => {
     const other = await options.createStore()
     try {
       const channel = uniqueChannel('two-stores')
       const results = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION)))
-      if (results.some((result) => result.epoch !== results[0]?.epoch)) return // separate backends (e.g. two MemoryStores): nothing to share
+      assert.equal(new Set(results.map((result) => result.epoch)).size, 1, 'two instances append to one life of the channel (a store with a backend per instance sets separateBackends)')
       assert.deepEqual(results.map((result) => result.seq).sort((x, y) => x - y), Array.from({ length: 100 }, (_, i) => i + 1))
       const keyed = await Promise.all(Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? store : other).append(channel, String(i), Date.now(), RETENTION, { key: 'shared', ttl: 60_000 })))
       assert.equal(keyed.filter((result) => result.duplicate !== true).length, 1, 'one key through two instances stores once')
@@ -397,7 +417,12 @@ interface Recorder {
   notifier: LongPollNotifier
   events: Array<{ channel: string, event: NotifierEvent, namespace: NotifierNamespace }>
   resyncs: number
+  /** Resolves at the next `resync` call (a new promise after each). */
+  resynced: Promise<void>
 }
+
+/** Makes a started notifier; `window` is the presenceWindow it starts with (default: the suite's). */
+type Make = (window?: number) => Promise<Recorder>
 
 export function notifierConformance (options: NotifierConformanceOptions): void {
   const prefix = options.name === undefined ? '' : `${options.name}: `
@@ -405,16 +430,25 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
   const quietPeriod = options.quietPeriod ?? 100
   const presenceWindow = options.presenceWindow ?? 200
 
-  function check (name: string, fn: (make: () => Promise<Recorder>) => Promise<void>): void {
+  /** Declares a check with fresh notifiers, closed when it ends (even when it fails). */
+  function check (name: string, fn: (make: Make) => Promise<void>): void {
     options.test(`${prefix}${name}`, async () => {
       const made: Recorder[] = []
-      const make = async (): Promise<Recorder> => {
+      const make: Make = async (window = presenceWindow) => {
         const notifier = await options.createNotifier()
-        const recorder: Recorder = { notifier, events: [], resyncs: 0 }
+        let resynced = (): void => {}
+        const recorder: Recorder = { notifier, events: [], resyncs: 0, resynced: Promise.resolve() }
+        const next = (): void => { recorder.resynced = new Promise((resolve) => { resynced = resolve }) }
+        next()
         const handlers: NotifierHandlers = {
           event: (channel, event, namespace = 'channel') => { recorder.events.push({ channel, event, namespace }) },
-          resync: () => { recorder.resyncs++ },
-          presenceWindow
+          resync: () => {
+            recorder.resyncs++
+            const resolve = resynced
+            next()
+            resolve()
+          },
+          presenceWindow: window
         }
         made.push(recorder)
         await notifier.start(handlers)
@@ -433,6 +467,18 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
     while (!condition()) {
       if (Date.now() > deadline) throw new assert.AssertionError({ message: `timed out after ${timeout} ms waiting for ${what}` })
       await new Promise((resolve) => setTimeout(resolve, 2))
+    }
+  }
+
+  /** `promise`, or an assertion error if it has not settled within `timeout`. */
+  async function within<T> (promise: Promise<T>, what: string): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      return await Promise.race([promise, new Promise<never>((resolve, reject) => {
+        timer = setTimeout(() => reject(new assert.AssertionError({ message: `${what}: not settled after ${timeout} ms` })), timeout)
+      })])
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -590,6 +636,113 @@ export function notifierConformance (options: NotifierConformanceOptions): void 
     await until(() => channels.every((channel) => on(a, channel).length === 1), 'an event on each of 50 channels')
     assert.deepEqual(channels.map((channel) => (on(a, channel)[0] as { seq: number }).seq), channels.map((_, i) => i + 1))
   })
+
+  // A resync makes every held poll of the instance re-read the store: it is for events that may have been lost,
+  // never a notifier's routine.
+  check('no resync while the broker stays connected', async (make) => {
+    const [a, b] = [await make(), await make()]
+    const channel = uniqueChannel('no-resync')
+    await a.notifier.subscribe(channel)
+    await b.notifier.subscribe(channel)
+    for (let seq = 1; seq <= 5; seq++) await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq })
+    await until(() => on(a, channel).length === 5 && on(b, channel).length === 5, 'the events on both instances')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod * 5))
+    assert.deepEqual([a.resyncs, b.resyncs], [0, 0])
+  })
+
+  // The plugin subscribes a poll's channel, then reads the store: a push whose event is published between the two
+  // must reach it. So an event published the very moment `subscribe` resolves is delivered.
+  check('an event published the moment subscribe resolves is delivered (50 channels at once)', async (make) => {
+    const a = await make()
+    const b = await make()
+    const channels = Array.from({ length: 50 }, () => uniqueChannel('at-once'))
+    await Promise.all(channels.map(async (channel, i) => {
+      await a.notifier.subscribe(channel)
+      await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: i + 1 })
+    }))
+    await until(() => channels.every((channel) => on(a, channel).length > 0), 'an event on each of 50 channels')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    assert.deepEqual(channels.map((channel) => on(a, channel)), channels.map((_, i) => [{ type: 'message', epoch: 'e', seq: i + 1 }]))
+  })
+
+  // With presenceWindow 0, unsubscribe is a real unsubscribe (on Redis, an UNSUBSCRIBE): the window hides nothing.
+  check('presenceWindow 0: after a real unsubscribe, subscribing again delivers every event once, even straight after', async (make) => {
+    const a = await make(0)
+    const b = await make()
+    const channel = uniqueChannel('resubscribe-0')
+    await a.notifier.subscribe(channel)
+    await a.notifier.unsubscribe(channel)
+    if (options.presence !== false) {
+      const online = a.notifier.online?.bind(a.notifier)
+      assert.equal(typeof online, 'function', 'online(channel) is implemented')
+      const deadline = Date.now() + timeout
+      while (await (online as (channel: string) => Promise<boolean>)(channel)) {
+        if (Date.now() > deadline) throw new assert.AssertionError({ message: `still subscribed ${timeout} ms after unsubscribe with presenceWindow 0` })
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+    }
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 1 })
+    await until(() => on(a, channel).length > 0, 'the event after subscribing again')
+    // Unsubscribe and subscribe again in one breath (a client re-polling at once): the two cross on the way.
+    await a.notifier.unsubscribe(channel)
+    await a.notifier.subscribe(channel)
+    await b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: 2 })
+    await until(() => on(a, channel).length >= 2, 'the event after unsubscribing and subscribing at once')
+    await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+    assert.deepEqual(on(a, channel), [{ type: 'message', epoch: 'e', seq: 1 }, { type: 'message', epoch: 'e', seq: 2 }])
+  })
+
+  const { interrupt, outage } = options
+  if (interrupt !== undefined) {
+    check('a lost connection: the notifier re-subscribes, then calls resync once, and delivers again', async (make) => {
+      const a = await make()
+      const b = await make()
+      const channels = [uniqueChannel('interrupt'), uniqueChannel('interrupt')]
+      for (const channel of channels) await a.notifier.subscribe(channel)
+      await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+      const before = a.resyncs
+      const resynced = a.resynced
+      await interrupt()
+      await within(resynced, 'resync after the connection was cut')
+      // At resync the hub re-reads the store, so from this moment every event must arrive: publish at once.
+      await Promise.all(channels.map((channel, i) => b.notifier.publish(channel, { type: 'message', epoch: 'e', seq: i + 1 })))
+      await until(() => channels.every((channel) => on(a, channel).length > 0), 'the events after resync')
+      await new Promise((resolve) => setTimeout(resolve, quietPeriod))
+      assert.deepEqual(channels.map((channel) => on(a, channel)), [[{ type: 'message', epoch: 'e', seq: 1 }], [{ type: 'message', epoch: 'e', seq: 2 }]], 'each once')
+      assert.equal(a.resyncs - before, 1, 'one resync for one lost connection')
+    })
+  }
+
+  if (outage !== undefined) {
+    check('the broker down: subscribe fails instead of hanging; once it is back, resync and delivery on the channels held', async (make) => {
+      const a = await make()
+      const b = await make()
+      const held = uniqueChannel('outage-held')
+      await a.notifier.subscribe(held)
+      const resynced = a.resynced
+      await outage.stop()
+      let restarted = false
+      try {
+        const attempt = (async () => { await a.notifier.subscribe(uniqueChannel('outage-new')) })()
+        await assert.rejects(within(attempt, 'subscribe while the broker is down'), (err: Error) => {
+          assert.ok(!(err instanceof assert.AssertionError), err.message)
+          return true
+        }, 'subscribe rejects while the broker is down')
+        await outage.start()
+        restarted = true
+      } finally {
+        if (!restarted) await outage.start()
+      }
+      await within(resynced, 'resync once the broker is back')
+      await b.notifier.publish(held, { type: 'message', epoch: 'e', seq: 1 })
+      await until(() => on(a, held).length > 0, 'the event on the channel held through the outage')
+      const fresh = uniqueChannel('outage-after')
+      await within(Promise.resolve(a.notifier.subscribe(fresh)), 'subscribe once the broker is back')
+      await b.notifier.publish(fresh, { type: 'message', epoch: 'e', seq: 2 })
+      await until(() => on(a, fresh).length > 0, 'the event on a channel subscribed after the outage')
+    })
+  }
 }
 
 export { queueStoreConformance, type QueueStoreConformanceOptions } from './queue-store.js'

@@ -335,18 +335,26 @@ function encode (event: NotifierEvent): string {
   }
 }
 
+/** Anything else on our pub/sub channels (another app's or another version's messages) decodes to null: dropped. */
 function decode (payload: string): NotifierEvent | null {
   if (payload === 'd') return { type: 'disconnect' }
   const value = payload.slice(2)
   if (payload.startsWith('m:')) {
     const dot = value.lastIndexOf('.')
-    return dot < 0 ? null : { type: 'message', epoch: value.slice(0, dot), seq: Number(value.slice(dot + 1)) }
+    const seq = dot < 0 ? null : count(value.slice(dot + 1))
+    return seq === null ? null : { type: 'message', epoch: value.slice(0, dot), seq }
   }
-  const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 0) return null
+  const n = count(value)
+  if (n === null) return null
   if (payload.startsWith('j:')) return { type: 'jobs', count: n }
   if (payload.startsWith('t:')) return { type: 'due', in: n }
   return null
+}
+
+/** A non-negative integer written by encode, or null (`Number('')` would be 0, `Number('1e3')` 1000). */
+function count (text: string): number | null {
+  const n = /^\d{1,16}$/.test(text) ? Number(text) : NaN
+  return Number.isSafeInteger(n) ? n : null
 }
 
 function nonNegative (value: number, name: string): number {

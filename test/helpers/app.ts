@@ -48,14 +48,15 @@ export async function push (base: string, channel: string, data: unknown): Promi
 }
 
 /**
- * Resolves when `condition()` holds, checking after each turn of the event loop. Used to wait for a server-side
- * state (e.g. "N polls are held") that has no event of its own; fails after `ms`.
+ * Resolves when `condition()` holds, checking every few milliseconds. Used to wait for a server-side state (e.g.
+ * "N polls are held") that has no event of its own; fails after `ms`. It polls on a timer, not on every turn of
+ * the event loop, so that a long wait does not burn a core the server under test needs.
  */
 export async function until (condition: () => boolean, ms = 10_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setImmediate(resolve))
+    await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
 

@@ -269,7 +269,7 @@ export function manyChannelSuite (t: Test, make: MakeSetup): void {
     let lost = 0
     let wrong = 0
     for (let round = 0; round < 500; round++) {
-      const held = pollMany(pollAt.base, channels, { timeout: 10_000, cursor })
+      const held = pollMany(pollAt.base, channels, { timeout: 60_000, cursor })
       for (let i = 0; i < round % 4; i++) await new Promise((resolve) => setImmediate(resolve))
       const channel = channels[Math.floor(Math.random() * 5)] as string
       const { body: pushed } = await push(pushAt.base, channel, round)

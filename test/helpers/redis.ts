@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import { serve, type Served } from './app.js'
-import { RedisNotifier, RedisStore, type LongPollOptions, type RedisNotifierOptions } from '../../lib/index.js'
+import { RedisNotifier, RedisStore, type LongPollOptions, type RedisNotifierOptions, type RedisStoreOptions } from '../../lib/index.js'
 
 const execFileAsync = promisify(execFile)
 
@@ -198,12 +198,18 @@ export interface RedisApp extends Served {
   notifierLog: Array<{ level: string, msg: string }>
 }
 
+export interface RedisAppMore {
+  /** ioredis options of the instance's client (its notifier's subscriber is a duplicate, so it inherits them). */
+  client?: Record<string, unknown>
+  store?: Partial<RedisStoreOptions>
+}
+
 /**
  * One instance of a user's app on Redis: a listening Fastify app with RedisStore and RedisNotifier over a
  * client of its own, as a separate process would have.
  */
-export async function redisApp (t: Test, connect: RedisServer | LocalCluster, prefix: string, options: LongPollOptions = {}, notifierOptions: Partial<RedisNotifierOptions> = {}): Promise<RedisApp> {
-  const redis = connect.client(t)
+export async function redisApp (t: Test, connect: RedisServer | LocalCluster, prefix: string, options: LongPollOptions = {}, notifierOptions: Partial<RedisNotifierOptions> = {}, more: RedisAppMore = {}): Promise<RedisApp> {
+  const redis = connect.client(t, more.client)
   const notifierLog: RedisApp['notifierLog'] = []
   const log = {
     error: (_: object, msg: string) => { notifierLog.push({ level: 'error', msg }) },
@@ -211,7 +217,7 @@ export async function redisApp (t: Test, connect: RedisServer | LocalCluster, pr
     info: (_: object, msg: string) => { notifierLog.push({ level: 'info', msg }) }
   }
   const served = await serve(t, {
-    store: new RedisStore({ redis, prefix }),
+    store: new RedisStore({ redis, prefix, ...more.store }),
     notifier: new RedisNotifier({ redis, prefix, log, ...notifierOptions }),
     ...options
   })
