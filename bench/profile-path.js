@@ -5,7 +5,7 @@
 //
 //   npm run build && node bench/profile-path.js [--servers node-http,fastify-map,memory,redis]
 //       [--scenarios held,pingpong,fanout] [--mode callgrind|cpu] [--held 100] [--rounds 2] [--channels 20]
-//       [--messages 300] [--fanout 500] [--warmup 3000] [--package DIR] [--cpu-prof] [--keep] [--json FILE]
+//       [--messages 300] [--fanout 500] [--warmup 3000] [--package DIR] [--cpu-prof] [--keep] [--perf-map] [--json FILE]
 //
 // Each server runs in a fresh process of its own (the same servers as bench/server.js: the node:http floor, the
 // Fastify + Map baseline, the plugin on memory, the plugin on one Redis instance), under
@@ -180,7 +180,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /** Forks one server; returns its port, an IPC ask(), and measure start/stop in the chosen mode. */
 async function launch (kind, mode, outDir, redis) {
   const stamp = `${kind}-${Date.now()}`
-  const nodeArgs = ['--expose-gc']
+  // BENCH_NODE_ARGS: more flags for the server's node (e.g. --trace-deopt), space-separated.
+  const nodeArgs = ['--expose-gc', ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)]
+  // --perf-map: V8 writes /tmp/perf-<pid>.map, which bench/profile-callgrind.js uses to name JIT code in a dump.
+  if (args.includes('--perf-map')) nodeArgs.push('--perf-basic-prof')
   if (args.includes('--cpu-prof')) {
     const dir = path.join(here, 'results', 'tmp', 'profiles')
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=path-${stamp}.cpuprofile`)
@@ -188,7 +191,7 @@ async function launch (kind, mode, outDir, redis) {
   const outFile = path.join(outDir, `${stamp}.out`)
   const options = {
     env: { ...process.env, NODE_ENV: 'production', REDIS_URL: redis?.url ?? '', BENCH_PACKAGE: value('package', process.env.BENCH_PACKAGE ?? '') },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc']
+    stdio: ['ignore', process.env.BENCH_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc']
   }
   if (mode === 'callgrind') {
     options.execPath = 'valgrind'
@@ -244,7 +247,7 @@ async function launch (kind, mode, outDir, redis) {
         const m = /^totals: (\d+)/m.exec(readFileSync(path.join(outDir, f), 'utf8'))
         if (m !== null) total += Number(m[1])
         // --keep: the dump stays, for callgrind_annotate (C++ and V8 builtins by name; JIT code is unnamed).
-        if (args.includes('--keep')) renameSync(path.join(outDir, f), path.join(outDir, `${kind}-${label}-${Date.now()}.callgrind`))
+        if (args.includes('--keep')) renameSync(path.join(outDir, f), path.join(outDir, `${kind}-${label}-${child.pid}.callgrind`))
         else rmSync(path.join(outDir, f))
       }
       return total
@@ -275,7 +278,12 @@ function request (agent, port, method, path, body) {
       res.on('end', () => resolve({ status: res.statusCode, body: text }))
       res.on('error', reject)
     })
-    req.on('error', reject)
+    req.on('error', (err) => {
+      // A keep-alive socket the server closed as it was reused (valgrind makes idle gaps long): the request never
+      // reached the server, so sending it again on a new socket is safe.
+      if (err.code === 'ECONNRESET' && req.reusedSocket) request(agent, port, method, path, body).then(resolve, reject)
+      else reject(err)
+    })
     req.end(body)
   })
 }
