@@ -47,7 +47,10 @@ async function serve (kind) {
   const server = await startServer(kind)
   process.on('message', (msg) => {
     if (msg?.cmd === 'held') process.send({ id: msg.id, held: server.held() })
-    else if (msg?.cmd === 'cpu') {
+    else if (msg?.cmd === 'gc') {
+      global.gc?.()
+      process.send({ id: msg.id })
+    } else if (msg?.cmd === 'cpu') {
       const { user, system } = process.cpuUsage()
       process.send({ id: msg.id, cpu: user + system })
     } else if (msg?.cmd === 'stop') server.close().finally(() => process.exit(0))
@@ -225,6 +228,8 @@ async function launch (kind, mode, outDir, redis) {
     port,
     ask,
     async on () {
+      // A full GC first, so that the measured phase does not inherit a major collection the warm-up made due.
+      await ask('gc')
       if (mode === 'callgrind') await control('-i', 'on')
       else started = (await ask('cpu')).cpu
     },
