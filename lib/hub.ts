@@ -200,7 +200,8 @@ export class Hub {
     poll.client = client
     poll.timer = setTimeout(() => this.expire(poll), timeout)
     try {
-      await subscribed(poll)
+      const ready = subscribed(poll)
+      if (ready !== undefined) await ready
       while (poll.phase === 'reading') {
         const results = await this.readEntries(poll)
         if (isDone(poll)) return // answered (close, disconnect) or aborted meanwhile
@@ -250,6 +251,16 @@ export class Hub {
    */
   private settle (poll: HeldPoll, results: ReadResult[]): boolean {
     const { entries } = poll
+    if (entries.length === 1) {
+      // A one-channel poll with nothing to answer (a re-poll, the common case): its cursor entry, no parts.
+      const entry = entries[0] as PollEntry
+      const result = results[0] as ReadResult
+      if (!entry.disconnected && result.messages.length === 0) {
+        entry.cursor = { epoch: result.epoch, seq: result.seq }
+        entry.gap ||= result.gap
+        return false
+      }
+    }
     const pending = results.map((result, i) => (entries[i] as PollEntry).disconnected ? 0 : result.messages.length)
     const taken = roundRobin(pending, poll.limit)
     let disconnected = false
@@ -347,7 +358,7 @@ export class Hub {
   }
 
   /**
-   * A read of this wake-up failed (the store is down or timed out; logged once per incident by storeRead): its
+   * A read of this wake-up failed (the store is down or timed out; logged once per incident by readFailed): its
    * polls stay held, and rather than wait for the next event or their timeout, the whole channel is woken
    * again — every group re-read — after a back-off of 50 ms doubling to 2 s, until a wake-up reads without a
    * failure. Each poll still ends at its timeout, on abort or on close; the channel's one retry timer is owned by
@@ -398,30 +409,39 @@ export class Hub {
     this.metrics.delivered(result.messages, answered, Date.now())
   }
 
+  // The reads await the store directly (no wrapping closure or async helper): one promise per read on the hot path.
   private async read (channel: string, position: Position, limit: number): Promise<ReadResult> {
-    return await this.storeRead(async () => await this.options.store.read(channel, position, limit, Date.now()))
+    let result: ReadResult
+    try {
+      result = await this.options.store.read(channel, position, limit, Date.now())
+    } catch (err) {
+      throw this.readFailed(err)
+    }
+    if (this.storeFailing) this.storeAnswered()
+    return result
   }
 
   /** The reads of several channels, together: one `readMany` where the store has it. */
   private async readMany (reads: ChannelRead[], limit: number): Promise<ReadResult[]> {
     const { store } = this.options
     const now = Date.now()
-    return await this.storeRead(async () => store.readMany !== undefined
-      ? await store.readMany(reads, limit, now)
-      : await Promise.all(reads.map(({ channel, position }) => store.read(channel, position, limit, now))))
+    let results: ReadResult[]
+    try {
+      results = store.readMany !== undefined
+        ? await store.readMany(reads, limit, now)
+        : await Promise.all(reads.map(({ channel, position }) => store.read(channel, position, limit, now)))
+    } catch (err) {
+      throw this.readFailed(err)
+    }
+    if (this.storeFailing) this.storeAnswered()
+    return results
   }
 
-  /** A store read's outcome: a 400 (bad cursor) as it is; a failure logged once per incident, as a 503. */
-  private async storeRead<T> (reading: () => Promise<T>): Promise<T> {
-    try {
-      const result = await reading()
-      if (this.storeFailing) this.storeAnswered()
-      return result
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 400) throw err
-      this.storeFailed(err, 'read', 'fastify-longpoll: the store failed a read')
-      throw new errors.StoreUnavailable((err as Error).message, { cause: err })
-    }
+  /** A failed store read: a 400 (bad cursor) as it is; anything else a 503, logged once per incident (storeFailed). */
+  private readFailed (err: unknown): Error {
+    if ((err as { statusCode?: number }).statusCode === 400) return err as Error
+    this.storeFailed(err, 'read', 'fastify-longpoll: the store failed a read')
+    return new errors.StoreUnavailable((err as Error).message, { cause: err })
   }
 
   /**
@@ -524,30 +544,36 @@ export class Hub {
       this.channels.delete(waiters.channel)
       if (waiters.retry !== null) clearTimeout(waiters.retry)
       waiters.retry = null
-      const failed = (err: unknown): void => {
-        this.options.log.warn({ err, channel: waiters.channel }, 'fastify-longpoll: unsubscribe failed')
-      }
-      // A notifier may throw instead of rejecting: the poll is released either way, and still answered.
-      try {
-        Promise.resolve(this.options.notifier.unsubscribe(waiters.channel)).catch(failed)
-      } catch (err) {
-        failed(err)
-      }
+      this.unsubscribe(waiters.channel)
     }
+  }
+
+  /** A notifier may throw instead of rejecting: the poll is released either way, and still answered. */
+  private unsubscribe (channel: string): void {
+    try {
+      const done = this.options.notifier.unsubscribe(channel)
+      // The memory notifier answers synchronously: no promise (and no closure) per released channel.
+      if (done !== undefined) done.catch((err: unknown) => this.unsubscribeFailed(err, channel))
+    } catch (err) {
+      this.unsubscribeFailed(err, channel)
+    }
+  }
+
+  private unsubscribeFailed (err: unknown, channel: string): void {
+    this.options.log.warn({ err, channel }, 'fastify-longpoll: unsubscribe failed')
   }
 }
 
-/** Waits until every channel of the poll is subscribed (the memory notifier subscribes synchronously). */
-async function subscribed (poll: HeldPoll): Promise<void> {
+/**
+ * What to wait for until every channel of the poll is subscribed; undefined when nothing is pending (the memory
+ * notifier subscribes synchronously, and awaiting even `undefined` costs a microtask turn).
+ */
+function subscribed (poll: HeldPoll): Promise<unknown> | undefined {
   const { entries } = poll
-  if (entries.length === 1) {
-    // Awaiting `undefined` still costs a microtask turn: skip it.
-    const { ready } = (entries[0] as PollEntry).waiters
-    if (ready !== undefined) await ready
-    return
-  }
-  const pending = entries.map((entry) => entry.waiters.ready).filter((ready) => ready !== undefined)
-  if (pending.length > 0) await Promise.all(pending)
+  if (entries.length === 1) return (entries[0] as PollEntry).waiters.ready ?? undefined
+  let pending: Array<Promise<void>> | undefined
+  for (const entry of entries) if (entry.waiters.ready !== undefined) (pending ??= []).push(entry.waiters.ready)
+  return pending === undefined ? undefined : Promise.all(pending)
 }
 
 /** Read through a function so that the compiler does not keep a narrowing of `phase` across an await. */

@@ -52,8 +52,15 @@ export interface MemoryNotifierOptions {
 export class MemoryNotifier implements LongPollNotifier {
   private readonly bus: MemoryBus
   private member: BusMember | null = null
-  /** Subscribed topics: null while subscribed, a timer while lingering for presenceWindow after unsubscribe. */
-  private readonly topics = new Map<string, NodeJS.Timeout | null>()
+  /** Topics subscribed now. */
+  private readonly topics = new Set<string>()
+  /**
+   * Topics unsubscribed less than presenceWindow ago → when their window ends. In insertion order, which is expiry
+   * order (the window is one length): one sweeper timer drops them from the head, instead of a timer per
+   * unsubscribe — a client that re-polls after every answer unsubscribes and resubscribes once per message.
+   */
+  private readonly lingering = new Map<string, number>()
+  private sweeper: NodeJS.Timeout | null = null
   private presenceWindow = 2_000
 
   constructor (options: MemoryNotifierOptions = {}) {
@@ -62,27 +69,40 @@ export class MemoryNotifier implements LongPollNotifier {
 
   start (handlers: NotifierHandlers): void {
     this.presenceWindow = handlers.presenceWindow ?? 2_000
-    this.member = { handlers, subscribed: (key) => this.topics.has(key) }
+    this.member = { handlers, subscribed: (key) => this.subscribed(key) }
     this.bus.add(this.member)
+  }
+
+  /** A lingering topic counts until the sweeper drops it, never before its window ended (as a timer would). */
+  private subscribed (key: string): boolean {
+    return this.topics.has(key) || this.lingering.has(key)
   }
 
   // Every event reaches every notifier on the bus, which ignores topics it holds nothing on (one Map lookup);
   // subscriptions only count receivers, for presence.
   subscribe (name: string, namespace: NotifierNamespace = 'channel'): void {
     const key = topic(name, namespace)
-    const linger = this.topics.get(key)
-    if (linger != null) clearTimeout(linger)
-    this.topics.set(key, null)
+    this.lingering.delete(key)
+    this.topics.add(key)
   }
 
   unsubscribe (name: string, namespace: NotifierNamespace = 'channel'): void {
     const key = topic(name, namespace)
-    if (this.topics.get(key) !== null) return // not subscribed, or already lingering
-    if (this.presenceWindow === 0) {
-      this.topics.delete(key)
-      return
+    if (!this.topics.delete(key) || this.presenceWindow === 0) return // not subscribed (or already lingering)
+    this.lingering.set(key, Date.now() + this.presenceWindow)
+    this.sweeper ??= setTimeout(() => this.sweep(), this.presenceWindow).unref()
+  }
+
+  /** Drops the topics whose window has ended; runs again while some still linger. */
+  private sweep (): void {
+    const now = Date.now()
+    for (const [key, until] of this.lingering) {
+      if (until > now) break
+      this.lingering.delete(key)
     }
-    this.topics.set(key, setTimeout(() => this.topics.delete(key), this.presenceWindow).unref())
+    const next = this.lingering.values().next()
+    if (next.done === true) this.sweeper = null
+    else this.sweeper = setTimeout(() => this.sweep(), Math.max(1, next.value - now)).unref()
   }
 
   async publish (name: string, event: NotifierEvent, namespace: NotifierNamespace = 'channel'): Promise<number> {
@@ -96,7 +116,9 @@ export class MemoryNotifier implements LongPollNotifier {
   async close (): Promise<void> {
     if (this.member !== null) this.bus.remove(this.member)
     this.member = null
-    for (const linger of this.topics.values()) if (linger !== null) clearTimeout(linger)
+    if (this.sweeper !== null) clearTimeout(this.sweeper)
+    this.sweeper = null
     this.topics.clear()
+    this.lingering.clear()
   }
 }
