@@ -98,7 +98,7 @@ const redis: Backend = {
   }
 }
 
-const pool = new Pool(redis)
+const pool = new Pool(redis, true)
 t.teardown(() => pool.close())
 
 const settings: fc.Arbitrary<Settings> = fc.record({
