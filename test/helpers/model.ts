@@ -376,6 +376,12 @@ export interface Backend {
   start (index: number, settings: Settings): Promise<Instance>
   /** Closes an instance and what the backend made for it (its Redis clients). */
   stop (index: number, instance: Instance): Promise<void>
+  /**
+   * Redis: resolves once every event published so far has reached the instance's hub. Pub/sub delivers the
+   * event of a disconnect asynchronously: without this, a poll arriving right after the disconnect's 2xx could
+   * meet its late event and answer `disconnected`, which the sequence does not decide.
+   */
+  delivered? (instance: Instance): Promise<void>
   /** Redis: kills the notifier's subscriber connection of an instance; resolves once it is killed. */
   killSubscriber? (instance: Instance): Promise<void>
   /**
@@ -504,6 +510,7 @@ export class World {
   async disconnect (channel: string, via: number): Promise<void> {
     const response = await send(this.instance(via), 'DELETE', `/disconnect?channel=${this.real(channel)}`)
     expect(response.status >= 200 && response.status < 300, `disconnect of ${channel} answered ${response.status}`)
+    if (this.backend.delivered !== undefined) for (const instance of this.instances) await this.backend.delivered(instance)
     await this.expectAnswers(this.model.disconnect(channel), `after the disconnect of ${channel}`)
   }
 
