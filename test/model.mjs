@@ -1,5 +1,5 @@
 // `npm run test:model -- --runs N [--seed=S --path=P --replay-path=R] [--memory | --redis]`: the model tests
-// (test/model.test.ts, test/redis-model.test.ts) with N random sequences per file instead of the 150
+// (test/model.test.ts, test/redis-model.test.ts) with N random sequences per file instead of the 100
 // (memory) and 50 (Redis) of `npm test`. A failure prints its shrunk sequence with the seed and path that
 // replay it (and fast-check's replayPath of the commands): pass them back as --seed=S --path=P --replay-path=R,
 // with --memory or --redis for the file that failed.

@@ -85,6 +85,8 @@ export class Model {
   readonly clients: ModelClient[]
   private lives = 0
   private pushes = 0
+  /** A life that ended without a message → the life after it (see `read`). */
+  private readonly emptyEnded = new Map<number, number>()
 
   constructor (readonly settings: Settings, readonly instances: number) {
     for (const name of CHANNELS) this.channels.set(name, this.newLife())
@@ -93,6 +95,17 @@ export class Model {
 
   private newLife (): ModelChannel {
     return { life: ++this.lives, lastSeq: 0, retained: [] }
+  }
+
+  /**
+   * The channel is disconnected: a new, empty life follows. One that never had a message leaves no trace
+   * (issue 12, item 4), so its seq-0 cursors stay valid (see `read`).
+   */
+  private endLife (name: string): void {
+    const next = this.newLife()
+    const ended = this.channels.get(name)
+    if (ended !== undefined && ended.lastSeq === 0) this.emptyEnded.set(ended.life, next.life)
+    this.channels.set(name, next)
   }
 
   channel (name: string): ModelChannel {
@@ -111,10 +124,13 @@ export class Model {
     let after = firstSeq - 1
     let gap = false
     if (entry !== 'oldest') {
-      // Also for a seq-0 cursor of a life that never had a message (a poll, then a disconnect or a memory
-      // restart): the contract's rule has no exception for empty lives. A store that keeps no state for a
-      // never-pushed channel (issue 12, item 4) must still tell its lives apart, or this line decides otherwise.
-      if (entry.life !== life) {
+      // A life disconnected without ever having a message lost nothing: its seq-0 cursor is the position
+      // before the first message of the lives after it (issue 12, item 4: a store keeps no state for a channel
+      // with no message, and cursors handed out for it stay valid). A life that had a message, or a store
+      // restart, ends such a cursor: the client may have missed messages.
+      let entryLife = entry.life
+      while (entry.seq === 0 && this.emptyEnded.has(entryLife)) entryLife = this.emptyEnded.get(entryLife) as number
+      if (entryLife !== life) {
         gap = true
         count('gap: cursor of another life')
       } else {
@@ -199,7 +215,7 @@ export class Model {
 
   /** §1.3: a new, empty life; every poll held on the channel answers `disconnected` with its cursor of the old life. */
   disconnect (name: string): Map<number, Answer> {
-    this.channels.set(name, this.newLife())
+    this.endLife(name)
     const answers = new Map<number, Answer>()
     this.clients.forEach((client, index) => {
       const held = client.held
@@ -241,6 +257,7 @@ export class Model {
 
   /** A memory store restarted: every channel starts a new life, with nothing retained. */
   restartStore (): void {
+    // Every life ends, empty or not: a cursor from before the restart gets a gap (§1.1).
     for (const name of CHANNELS) this.channels.set(name, this.newLife())
   }
 
@@ -359,6 +376,12 @@ export interface Backend {
   start (index: number, settings: Settings): Promise<Instance>
   /** Closes an instance and what the backend made for it (its Redis clients). */
   stop (index: number, instance: Instance): Promise<void>
+  /**
+   * Redis: resolves once every event published so far has reached the instance's hub. Pub/sub delivers the
+   * event of a disconnect asynchronously: without this, a poll arriving right after the disconnect's 2xx could
+   * meet its late event and answer `disconnected`, which the sequence does not decide.
+   */
+  delivered? (instance: Instance): Promise<void>
   /** Redis: kills the notifier's subscriber connection of an instance; resolves once it is killed. */
   killSubscriber? (instance: Instance): Promise<void>
   /**
@@ -396,7 +419,12 @@ export class Pool {
   private readonly spares = new Map<string, Promise<Instance>>()
   private sequences = 0
 
-  constructor (readonly backend: Backend) {}
+  /**
+   * `spares`: only where the store outlives its instance (Redis). A memory store's age is part of what it
+   * answers (an empty-channel cursor older than the store gets a gap), so a restarted memory instance must
+   * start after the old one closed, as a restarted process does.
+   */
+  constructor (readonly backend: Backend, private readonly spares_: boolean) {}
 
   nextTag (): string {
     return `s${++this.sequences}-`
@@ -415,6 +443,7 @@ export class Pool {
 
   /** A fresh instance for `index` (a restart): the spare, and another spare started behind it. */
   async replacement (index: number, settings: Settings): Promise<Instance> {
+    if (!this.spares_) return await this.backend.start(index, settings)
     const key = `${index} ${JSON.stringify(settings)}`
     const spare = this.spares.get(key) ?? this.backend.start(index, settings)
     const next = this.backend.start(index, settings)
@@ -481,6 +510,7 @@ export class World {
   async disconnect (channel: string, via: number): Promise<void> {
     const response = await send(this.instance(via), 'DELETE', `/disconnect?channel=${this.real(channel)}`)
     expect(response.status >= 200 && response.status < 300, `disconnect of ${channel} answered ${response.status}`)
+    if (this.backend.delivered !== undefined) for (const instance of this.instances) await this.backend.delivered(instance)
     await this.expectAnswers(this.model.disconnect(channel), `after the disconnect of ${channel}`)
   }
 
