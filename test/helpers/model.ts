@@ -85,8 +85,6 @@ export class Model {
   readonly clients: ModelClient[]
   private lives = 0
   private pushes = 0
-  /** A life that ended without a message → the life after it (see `read`). */
-  private readonly emptyEnded = new Map<number, number>()
 
   constructor (readonly settings: Settings, readonly instances: number) {
     for (const name of CHANNELS) this.channels.set(name, this.newLife())
@@ -98,14 +96,11 @@ export class Model {
   }
 
   /**
-   * The channel is disconnected: a new, empty life follows. One that never had a message leaves no trace
-   * (issue 12, item 4), so its seq-0 cursors stay valid (see `read`).
+   * The channel is disconnected: a new, empty life follows — also after a life that never had a message, whose
+   * cursors belong to the life that ended (§1.4; the stores remember a disconnect for emptyChannelTtl).
    */
   private endLife (name: string): void {
-    const next = this.newLife()
-    const ended = this.channels.get(name)
-    if (ended !== undefined && ended.lastSeq === 0) this.emptyEnded.set(ended.life, next.life)
-    this.channels.set(name, next)
+    this.channels.set(name, this.newLife())
   }
 
   channel (name: string): ModelChannel {
@@ -124,13 +119,10 @@ export class Model {
     let after = firstSeq - 1
     let gap = false
     if (entry !== 'oldest') {
-      // A life disconnected without ever having a message lost nothing: its seq-0 cursor is the position
-      // before the first message of the lives after it (issue 12, item 4: a store keeps no state for a channel
-      // with no message, and cursors handed out for it stay valid). A life that had a message, or a store
-      // restart, ends such a cursor: the client may have missed messages.
-      let entryLife = entry.life
-      while (entry.seq === 0 && this.emptyEnded.has(entryLife)) entryLife = this.emptyEnded.get(entryLife) as number
-      if (entryLife !== life) {
+      // Also for a seq-0 cursor of a life that never had a message, ended by a disconnect or a store restart
+      // (§1.1, §1.4). A store keeps no state for a channel with no message until it is pushed or disconnected
+      // (issue 12, item 4), yet the cursor it handed out is this life's: the first message of it has no gap.
+      if (entry.life !== life) {
         gap = true
         count('gap: cursor of another life')
       } else {
