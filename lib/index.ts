@@ -4,7 +4,7 @@ export { fastifyLongpoll }
 export default fastifyLongpoll
 
 export { errors, type LongPollErrorCode } from './errors.js'
-export { formatCursor, parsePosition, type Cursor, type Position } from './cursor.js'
+export { emptyCursorFits, emptyEpoch, emptyEpochFor, formatCursor, parsePosition, type Cursor, type Position } from './cursor.js'
 export { DEFAULT_CHANNEL_PATTERN, type Authorize, type AuthorizeContext, type LongPollAction, type LongPollOptions, type LongPollRoutes } from './options.js'
 export type { LongPollApi, LongPollStats, PushManyMessage, PushOptions, PushResult } from './longpoll.js'
 export type { MetricsOptions, MetricsRegistry } from './metrics.js'
