@@ -80,7 +80,12 @@ function pollOnce (p, onConnected) {
   if (closing) return
   p.inst = rotate ? (p.idx + p.polls++) % bases.length : p.idx % bases.length
   const path = `/poll?${p.query}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
-  request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected).then(
+  // One request per poller: a retried one ends the one before it first, so a socket that failed on our side
+  // but lived on at the server (seen at 100,000 polls: 1.5% more polls held than pollers) is closed, not held.
+  p.req?.destroy()
+  const pending = request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected)
+  p.req = pending.req
+  pending.then(
     (res) => onAnswer(p, res),
     (err) => {
       if (closing) return

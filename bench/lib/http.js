@@ -14,10 +14,12 @@ export function pushAgent (sockets = 32) {
 
 /**
  * One request. Resolves with { status, body (text), at (performance.now() when the body ended) }.
- * `onConnected` is called once the request's socket is connected (at once for a reused socket).
+ * `onConnected` is called once the request's socket is connected (at once for a reused socket). The promise's
+ * `req` is the ClientRequest.
  */
 export function request (agent, base, method, path, body, onConnected) {
-  return new Promise((resolve, reject) => {
+  let sent
+  const answer = new Promise((resolve, reject) => {
     const headers = body === undefined ? undefined : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
     const req = http.request({ agent, host: base.host, port: base.port, localAddress: base.localAddress, method, path: base.prefix + path, headers }, (res) => {
       let text = ''
@@ -34,7 +36,10 @@ export function request (agent, base, method, path, body, onConnected) {
       })
     }
     req.end(body)
+    sent = req
   })
+  answer.req = sent // the ClientRequest: a caller that retries can end it first
+  return answer
 }
 
 /**

@@ -214,6 +214,7 @@ async function waitHeld (set, n, ms) {
   while (Date.now() < deadline) {
     held = (await set.stats()).held
     if (held === n) return held
+    if (held > n) log(`  ${held - n} more polls held than pollers: a client's retried poll left its first one held`)
     if (Date.now() - last > 30_000) {
       log(`  ${held.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} held (load average ${loadAverage().join(', ')})`)
       last = Date.now()
