@@ -5,20 +5,8 @@ import { Redis } from 'ioredis'
 import Fastify from 'fastify'
 import { heldPolls, poll, push, serve, until, type Served } from './helpers/app.js'
 import { pollMany } from './helpers/many.js'
-import { redisApp, runPrefix, startRedis, type RedisApp, type RedisServer } from './helpers/redis.js'
+import { pushWhenBack, redisApp, runPrefix, startRedis, type RedisServer } from './helpers/redis.js'
 import longpoll, { RedisNotifier, RedisStore } from '../lib/index.js'
-
-/** Pushes until the store answers again after an outage; every answer before that must be a 503. */
-async function pushWhenBack (t: Test, app: RedisApp, channel: string, data: unknown): Promise<string> {
-  const deadline = Date.now() + 20_000
-  for (;;) {
-    const res = await push(app.base, channel, data)
-    if (res.status === 200) return res.body.id
-    t.equal(res.status, 503, 'while the store is not back, a push answers 503')
-    if (Date.now() > deadline) throw new Error('the store did not come back')
-    await new Promise((resolve) => setTimeout(resolve, 50)) // retry pacing, as a client would back off
-  }
-}
 
 /** Connections in pub/sub mode, as Redis itself lists them. */
 async function subscribers (observer: Redis): Promise<number> {

@@ -5,19 +5,7 @@
 import t, { type Test } from 'tap'
 import net from 'node:net'
 import { heldPolls, poll, push } from './helpers/app.js'
-import { freePort, redisApp, RedisServer, runPrefix, startRedis, type RedisApp } from './helpers/redis.js'
-
-/** Pushes until the store answers again after an outage; every answer before that must be a 503. */
-async function pushWhenBack (t: Test, app: RedisApp, channel: string, data: unknown): Promise<string> {
-  const deadline = Date.now() + 30_000
-  for (;;) {
-    const res = await push(app.base, channel, data)
-    if (res.status === 200) return res.body.id
-    t.equal(res.status, 503, 'while the store is not back, a push answers 503')
-    if (Date.now() > deadline) throw new Error('the store did not come back')
-    await new Promise((resolve) => setTimeout(resolve, 50)) // retry pacing, as a client would back off
-  }
-}
+import { freePort, pushWhenBack, redisApp, RedisServer, runPrefix, startRedis, type RedisApp } from './helpers/redis.js'
 
 /** Polls a channel that never gets a message until the instance's store answers again (503 until then). */
 async function untilServing (t: Test, app: RedisApp): Promise<void> {

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { promisify } from 'node:util'
 import type { Test } from 'tap'
 import { Cluster, Redis } from 'ioredis'
-import { serve, type Served } from './app.js'
+import { push, serve, type Served } from './app.js'
 import { RedisNotifier, RedisStore, type LongPollOptions, type RedisNotifierOptions, type RedisStoreOptions } from '../../lib/index.js'
 
 const execFileAsync = promisify(execFile)
@@ -222,4 +222,16 @@ export async function redisApp (t: Test, connect: RedisServer | LocalCluster, pr
     ...options
   })
   return { ...served, redis, notifierLog }
+}
+
+/** Pushes until the store answers again after an outage; every answer before that must be a 503. */
+export async function pushWhenBack (t: Test, app: Served, channel: string, data: unknown, ms = 30_000): Promise<string> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const res = await push(app.base, channel, data)
+    if (res.status === 200) return res.body.id
+    t.equal(res.status, 503, 'while the store is not back, a push answers 503')
+    if (Date.now() > deadline) throw new Error('the store did not come back')
+    await new Promise((resolve) => setTimeout(resolve, 50)) // retry pacing, as a client would back off
+  }
 }
