@@ -335,6 +335,9 @@ t.test('429 past maxHeldPollsPerClient: a second worker of the same client waits
   const gap = (refusals[1]?.at as number) - (refusals[0]?.at as number)
   t.ok(gap >= 1000, `it waited Retry-After (1 s) before trying again, not minDelay (${gap} ms)`)
   await first.stop() // its slot is given back
+  // Once the server has seen the first claim end: a job enqueued before that may be handed to the ended claim,
+  // and then reaches the second worker only when its lease expires (correct, but 30 s later).
+  await until(() => app.longpoll.stats().heldClaims === 0, 10_000, 'the first worker\'s claim ended')
   await app.longpoll.queue('shared').enqueue('x')
   await handled.promise
   t.pass('the second worker took the job once the first had gone')
