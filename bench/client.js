@@ -3,7 +3,7 @@
 // push→delivery latency, measured here from the moment a push is sent to the moment its delivery's body ends.
 //
 // Commands (IPC, each answered with { type: 'done', id, result } or { type: 'failed', id, message }):
-//   open      { bases, channels, timeout, batch, repoll, localAddress, next }
+//   open      { bases, channels, timeout, batch, repoll, localAddress, next, rotate, idempotent }
 //                                                           hold one poll per entry of `channels` (an entry that is
 //                                                           an array of names holds one poll of those channels);
 //                                                           `bases` may carry a prefix (http://127.0.0.1:3001/lp);
@@ -11,7 +11,8 @@
 //                                                           `next`: once a poll got a message, it re-polls this
 //                                                           channel instead (the scale bench's shared channel);
 //                                                           `rotate: false`: a poll stays on one instance (else
-//                                                           each re-poll goes to the next one)
+//                                                           each re-poll goes to the next one); `idempotent: true`:
+//                                                           pushes carry an Idempotency-Key, failed ones are retried
 //   push      { rate, window, maxMs, rounds, drainMs, payload }  push to each channel in turn, wait for deliveries
 //   fanpush   { channel, expect, waitMs, payload }          one push; wait until `expect` polls received it
 //   fanwait   { expect, waitMs }                            wait until `expect` polls received a message marked
@@ -20,6 +21,9 @@
 //   pingpong  { bases, channels, durationMs, drainMs, timeout, payload }
 //   expect    { fromK, toK, waitMs }                        the server pushed k = fromK..toK to every poll's channel
 //                                                           (bench/lib/server-publish.js): wait until each has them
+//   status    {}                                            { pollers, inflight: requests sent and not answered, doubled:
+//                                                           pollers with more than one, pollErrorCodes, and this
+//                                                           phase's pushed, acked, delivered }
 //   close     {}                                            destroy every socket (held polls are aborted)
 import process from 'node:process'
 import { parseBase, pollAgent, pushAgent, request } from './lib/http.js'
@@ -40,11 +44,13 @@ let pollTimeout = 60_000
 let pushing = null // pingpong: (poller) => void, called on delivery
 let nextChannel = null // open { next }: the channel a poll follows once it got a message
 let rotate = true // open { rotate: false }: each poll stays on one instance (one socket per poll)
+let idempotent = false // open { idempotent: true }: pushes carry an Idempotency-Key and are retried on failure
+const keyPrefix = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`
 
 const counts = newCounts()
 
 function newCounts () {
-  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [], fanDelivered: 0, fanDuplicates: 0 }
+  return { delivered: 0, duplicates: 0, outOfOrder: 0, pushed: 0, acked: 0, pushFailed: 0, pushErrors: {}, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [], fanDelivered: 0, fanDuplicates: 0 }
 }
 
 function setup (urls, localAddress) {
@@ -72,7 +78,8 @@ function newPoller (name, idx) {
     acked: new Set(),
     seen: new Set(),
     received: -1,
-    fanAt: -1
+    fanAt: -1,
+    inflight: 0
   }
 }
 
@@ -80,14 +87,15 @@ function pollOnce (p, onConnected) {
   if (closing) return
   p.inst = rotate ? (p.idx + p.polls++) % bases.length : p.idx % bases.length
   const path = `/poll?${p.query}&timeout=${pollTimeout}${p.cursor === null ? '' : `&cursor=${p.cursor}`}`
-  // One request per poller: a retried one ends the one before it first, so a socket that failed on our side
-  // but lived on at the server (seen at 100,000 polls: 1.5% more polls held than pollers) is closed, not held.
+  // One request per poller: a retried one ends the one before it first.
   p.req?.destroy()
-  const pending = request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, onConnected)
+  const pending = request(pollAgents[p.inst], bases[p.inst], 'GET', path, undefined, { onConnected })
   p.req = pending.req
+  p.inflight++
   pending.then(
-    (res) => onAnswer(p, res),
+    (res) => { p.inflight--; onAnswer(p, res) },
     (err) => {
+      p.inflight--
       if (closing) return
       counts.pollErrors++
       counts.pollErrorCodes[err.code ?? 'other'] = (counts.pollErrorCodes[err.code ?? 'other'] ?? 0) + 1
@@ -155,15 +163,31 @@ function sendPush (p, payload) {
   const body = JSON.stringify({ channel: p.names[c], data: c === 0 ? { k, text: payload } : { k, c, text: payload } })
   counts.pushed++
   p.sent.set(k, performance.now())
-  return request(pushAgents[inst], bases[inst], 'POST', '/push', body).then(
+  // Against the plugin (`open { idempotent: true }`) a push that failed on the way (a kept-alive socket the
+  // server closed as it was reused) is sent again with the same Idempotency-Key: stored once whatever happened
+  // to the first. The baselines have no such key, so theirs are not retried (a retry could store it twice).
+  const headers = idempotent ? { 'idempotency-key': `${keyPrefix}.${p.idx}.${k}` } : undefined
+  return pushOnce(p, k, inst, body, headers, idempotent ? 3 : 0)
+}
+
+function pushOnce (p, k, inst, body, headers, retries) {
+  return request(pushAgents[inst], bases[inst], 'POST', '/push', body, { headers }).then(
     (res) => {
       if (res.status >= 200 && res.status < 300) {
         counts.acked++
         p.acked.add(k)
-      } else counts.pushFailed++
+      } else pushFailed(res.status)
     },
-    () => { counts.pushFailed++ }
+    (err) => {
+      if (retries > 0 && !closing) return pushOnce(p, k, inst, body, headers, retries - 1)
+      pushFailed(err.code ?? 'other')
+    }
   )
+}
+
+function pushFailed (why) {
+  counts.pushFailed++
+  counts.pushErrors[why] = (counts.pushErrors[why] ?? 0) + 1
 }
 
 function lostCount () {
@@ -184,8 +208,9 @@ function summary (extra = {}) {
 }
 
 const commands = {
-  async open ({ bases: urls, channels, timeout, batch = 500, repoll: again = true, localAddress, next = null, rotate: spread = true }) {
+  async open ({ bases: urls, channels, timeout, batch = 500, repoll: again = true, localAddress, next = null, rotate: spread = true, idempotent: keyed = false }) {
     setup(urls, localAddress)
+    idempotent = keyed
     repoll = again
     nextChannel = next
     rotate = spread
@@ -293,6 +318,16 @@ const commands = {
     const result = summary({ drained })
     Object.assign(counts, newCounts()) // the next phase counts from zero
     return { ...result, lost, expected }
+  },
+
+  async status () {
+    let inflight = 0
+    let doubled = 0
+    for (const p of pollers) {
+      inflight += p.inflight
+      if (p.inflight > 1) doubled++
+    }
+    return { pollers: pollers.length, inflight, doubled, pollErrorCodes: counts.pollErrorCodes, pushed: counts.pushed, acked: counts.acked, delivered: counts.delivered }
   },
 
   async close () {

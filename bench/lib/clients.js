@@ -28,11 +28,12 @@ export function split (list, parts) {
 
 /** The clients' push/delivery counts summed, their latencies concatenated. */
 export function merge (parts) {
-  const out = { pushed: 0, acked: 0, pushFailed: 0, delivered: 0, lost: 0, duplicates: 0, outOfOrder: 0, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [] }
+  const out = { pushed: 0, acked: 0, pushFailed: 0, pushErrors: {}, delivered: 0, lost: 0, duplicates: 0, outOfOrder: 0, pollErrors: 0, pollErrorCodes: {}, pollStatus: {}, latencies: [] }
   for (const p of parts) {
     for (const key of ['pushed', 'acked', 'pushFailed', 'delivered', 'lost', 'duplicates', 'outOfOrder', 'pollErrors']) out[key] += p[key]
     for (const [status, count] of Object.entries(p.pollStatus)) out.pollStatus[status] = (out.pollStatus[status] ?? 0) + count
     for (const [code, count] of Object.entries(p.pollErrorCodes ?? {})) out.pollErrorCodes[code] = (out.pollErrorCodes[code] ?? 0) + count
+    for (const [why, count] of Object.entries(p.pushErrors ?? {})) out.pushErrors[why] = (out.pushErrors[why] ?? 0) + count
     for (const l of p.latencies) out.latencies.push(l)
   }
   return out

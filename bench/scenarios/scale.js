@@ -82,9 +82,9 @@ export async function runScale (argv) {
     const channels = Array.from({ length: n }, (_, i) => `scale-${t}-${i}`)
     const opening = performance.now()
     // The servers' held count, reported while the clients open (and awaited after, bounded).
-    const progress = waitHeld(set, n, bounds.openMs)
+    const progress = waitHeld(set, n, bounds.openMs, clients)
     await Promise.all(split(channels, clients.length).map((part, i) => call(clients[i], {
-      cmd: 'open', bases, channels: part, timeout: config.maxTimeoutMs, localAddress: sources[i], next: shared, rotate: false, batch: 500
+      cmd: 'open', bases, channels: part, timeout: config.maxTimeoutMs, localAddress: sources[i], next: shared, rotate: false, batch: 100, idempotent: true
     }, bounds.openMs)))
     const heldNow = await progress
     const holdMs = performance.now() - opening
@@ -95,6 +95,12 @@ export async function runScale (argv) {
 
     // 2. one push per channel
     log(`pushing: one push per channel at up to ${config.pushRate}/s, at most ${config.pushWindow} in flight`)
+    // Progress every 30 s: the clients' counts (a 100,000-push phase takes minutes on a shared machine).
+    const reporting = setInterval(async () => {
+      const seen = await Promise.all(clients.map((c) => call(c, { cmd: 'status' }))).catch(() => [])
+      const total = (key) => seen.reduce((sum, s) => sum + s[key], 0).toLocaleString('en-US')
+      log(`  pushed ${total('pushed')}, acknowledged ${total('acked')}, delivered ${total('delivered')} (load average ${loadAverage().join(', ')})`)
+    }, 30_000)
     const pushing = await measure({ stats: set.stats, redis }, () => Promise.all(clients.map((c) => call(c, {
       cmd: 'push',
       rate: config.pushRate / clients.length,
@@ -103,13 +109,14 @@ export async function runScale (argv) {
       rounds: 1,
       drainMs: bounds.drainMs,
       payload: config.payload
-    }, bounds.pushMs + bounds.drainMs + 60_000))))
+    }, bounds.pushMs + bounds.drainMs + 60_000)))).finally(() => clearInterval(reporting))
     const r = merge(pushing.result)
     const pushMs = Math.max(...pushing.result.map((p) => p.pushMs))
     const push = {
       pushed: r.pushed,
       acked: r.acked,
       pushFailed: r.pushFailed,
+      pushErrors: r.pushErrors,
       delivered: r.delivered,
       lost: r.lost,
       duplicates: r.duplicates,
@@ -123,10 +130,10 @@ export async function runScale (argv) {
       cpuPerMsgUs: round(pushing.cpuUs / Math.max(1, r.delivered), 2),
       ...redisFields(pushing, r.delivered, r.acked)
     }
-    log(`pushed ${r.acked}/${n} at ${push.pushRate}/s: delivered ${r.delivered}, lost ${r.lost}, duplicates ${r.duplicates}, p50 ${push.latencyMs.p50} ms, p99 ${push.latencyMs.p99} ms, max ${push.latencyMs.max} ms`)
+    log(`pushed ${r.acked}/${n} at ${push.pushRate}/s (failed: ${r.pushFailed} ${JSON.stringify(r.pushErrors)}): delivered ${r.delivered}, lost ${r.lost}, duplicates ${r.duplicates}, p50 ${push.latencyMs.p50} ms, p99 ${push.latencyMs.p99} ms, max ${push.latencyMs.max} ms`)
 
     // 3. fan-out: every poll re-polled the shared channel after its own message
-    const reheld = await waitHeld(set, n, bounds.openMs)
+    const reheld = await waitHeld(set, n, bounds.openMs, clients)
     log(`fan-out: ${reheld} polls held on ${shared}; one push`)
     const fanning = await measure({ stats: set.stats, redis }, async () => {
       const waits = clients.map((c, i) => call(c, { cmd: 'fanwait', expect: split(channels, clients.length)[i].length, waitMs: bounds.fanoutMs }, bounds.fanoutMs + 30_000))
@@ -206,17 +213,26 @@ const loadAtStart = loadAverage()
 const mib = (bytes) => (bytes / 1048576).toFixed(1)
 const kib = (bytes) => (bytes / 1024).toFixed(2)
 
-/** The servers' held count until it is `n`, every 500 ms (N polls: no event to wait on across processes); bounded. */
-async function waitHeld (set, n, ms) {
+/**
+ * The servers' held count until it is `n`, every 500 ms (N polls: no event to wait on across processes); bounded.
+ * Every 30 s it logs the count with what the clients see: requests in flight and failed connects by code.
+ */
+async function waitHeld (set, n, ms, clients = []) {
   const deadline = Date.now() + ms
   let held = -1
   let last = 0
   while (Date.now() < deadline) {
     held = (await set.stats()).held
     if (held === n) return held
-    if (held > n) log(`  ${held - n} more polls held than pollers: a client's retried poll left its first one held`)
     if (Date.now() - last > 30_000) {
-      log(`  ${held.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} held (load average ${loadAverage().join(', ')})`)
+      const seen = await Promise.all(clients.map((c) => call(c, { cmd: 'status' })))
+      const inflight = seen.reduce((sum, s) => sum + s.inflight, 0)
+      const errors = {}
+      for (const s of seen) for (const [code, count] of Object.entries(s.pollErrorCodes)) errors[code] = (errors[code] ?? 0) + count
+      log(`  ${held.toLocaleString('en-US')} of ${n.toLocaleString('en-US')} held; clients: ${inflight.toLocaleString('en-US')} requests in flight, failed ${JSON.stringify(errors)} (load average ${loadAverage().join(', ')})`)
+      // More held than requests in flight: connections a client's kernel gave up on (ETIMEDOUT, closed without a
+      // packet) after the server had accepted them. Seen when the loopback dropped packets (bench/lib/http.js).
+      if (held > n) log(`  ${held - n} more polls held than pollers: half-open connections of clients that gave up`)
       last = Date.now()
     }
     await new Promise((resolve) => setTimeout(resolve, 500))
