@@ -24,6 +24,18 @@ export function runStamp (date = new Date()) {
   return { startedAt: date, stamp: date.toISOString().slice(0, 19).replace(/:/g, '-') + 'Z' }
 }
 
+/** The fields every result file starts with: when, the command, how long, on what machine under what load, Node. */
+export function runHeader ({ startedAt, loadAtStart, command }) {
+  return {
+    date: startedAt.toISOString(),
+    command,
+    durationS: round((Date.now() - startedAt.getTime()) / 1000, 1),
+    machine: machine(),
+    loadAverage: { atStart: loadAtStart, atEnd: loadAverage() },
+    node: process.version
+  }
+}
+
 /** Where a run writes: --out DIR, else bench/results/ (bench/results/tmp/ for a quick run, git-ignored). */
 export function outputDir (args, quick) {
   const out = args.value('out')

@@ -4,6 +4,7 @@
 
 const FLOOR = 'node-http'
 const MEMORY = 'memory'
+const MAP = 'fastify-map'
 
 /** The scenario module that ran a scenario id: its name, or its name and a variant (`held-5000`). */
 const moduleOf = (scenarios, id) => scenarios.find((s) => id === s.name || id.startsWith(`${s.name}-`))
@@ -40,7 +41,14 @@ export function evaluateTargets (results, scenarios) {
     check('redis-1', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
     check('redis-2', scenario, 'CPU/msg', 'cpuPerMsgUs', MEMORY, 2.0)
   }
-  for (const { module, ids } of present(results, scenarios)) module.targets?.({ ids, results, check, plugins, memoryTargets })
+  // Issue 11: a delivered message costs no more than through the Fastify + Map route, and ≤ 1.15× the floor.
+  const cpuTargets = (scenario) => {
+    for (const server of plugins) {
+      check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', MAP, 1.0)
+      check(server, scenario, 'CPU/msg', 'cpuPerMsgUs', FLOOR, 1.15)
+    }
+  }
+  for (const { module, ids } of present(results, scenarios)) module.targets?.({ ids, results, check, plugins, memoryTargets, cpuTargets })
   return out
 }
 
@@ -62,7 +70,8 @@ function targetCell (results, row) {
   if (server?.baseline) return row.server === FLOOR ? 'reference' : '—'
   const targets = results.targets.filter((t) => t.server === row.server && t.scenario === row.scenario)
   if (targets.length === 0) return '—'
-  return targets.map((t) => `${t.met ? '✅' : '❌'} ${t.what} ${fmt(t.ratio, 2)}× ${t.reference === FLOOR ? 'floor' : 'memory'} (≤ ${t.limit}×)`).join('<br>')
+  const against = { [FLOOR]: 'floor', [MAP]: 'Fastify + Map' }
+  return targets.map((t) => `${t.met ? '✅' : '❌'} ${t.what} ${fmt(t.ratio, 2)}× ${against[t.reference] ?? 'memory'} (≤ ${t.limit}×)`).join('<br>')
 }
 
 function label (results, id) {
@@ -86,7 +95,7 @@ export function renderMarkdown (results, scenarios) {
   lines.push(`- **Node:** ${results.node} · **load average** (1, 5, 15 min) at start ${results.loadAverage.atStart.join(', ')}, at end ${results.loadAverage.atEnd.join(', ')} (the machine may be shared; ratios within one run are what to compare)`)
   lines.push(`- **Method:** ${method.summary} Warm-up before measuring: ${method.warmupPingpongMs} ms of pingpong on 50 channels, ${method.warmupHeld} held polls pushed once, ${method.throughputWarmS} s of short polls. ` +
     `${results.quick ? 'One server process for all scenarios. ' : 'A fresh server process for each held size, and one for the other scenarios. '}Payload \`{"k":n,"text":"${method.payload}"}\`. Polls use \`timeout=${method.pollTimeoutMs}\`.`)
-  lines.push('- **Servers:** ' + results.servers.map((s) => `*${s.label}*${s.skipped ? ` (${s.skipped})` : ''}`).join(', ') + '. The node:http floor is the reference for the memory store\'s targets; the memory store is the reference for Redis.')
+  lines.push('- **Servers:** ' + results.servers.map((s) => `*${s.label}*${s.skipped ? ` (${s.skipped})` : ''}`).join(', ') + '. The node:http floor and the Fastify + Map route are the references for the memory store\'s targets; the memory store is the reference for Redis and metrics.')
   lines.push('')
 
   const view = {

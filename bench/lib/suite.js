@@ -5,13 +5,12 @@ import { existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import process from 'node:process'
-import { loadAverage, machine, outputDir, parseArgs, rootDir, runStamp, suiteConfig } from './config.js'
+import { loadAverage, outputDir, parseArgs, rootDir, runHeader, runStamp, suiteConfig } from './config.js'
 import { sleep, supervise } from './processes.js'
 import { redisServerInstalled, startRedis } from './redis-server.js'
 import { evaluateTargets, renderMarkdown, renderSvg } from './report.js'
 import { writeResults } from './results.js'
 import { startServers } from './servers.js'
-import { round } from './stats.js'
 import { warmUp } from './warmup.js'
 
 const t0 = Date.now()
@@ -93,13 +92,8 @@ export async function runSuite ({ scenarios, servers: allServers, argv }) {
     }
 
     const results = {
-      date: startedAt.toISOString(),
+      ...runHeader({ startedAt, loadAtStart, command: `node bench/run.js ${argv.join(' ')}`.trim() }),
       quick,
-      command: `node bench/run.js ${argv.join(' ')}`.trim(),
-      durationS: round((Date.now() - t0) / 1000, 1),
-      machine: machine(),
-      loadAverage: { atStart: loadAtStart, atEnd: loadAverage() },
-      node: process.version,
       method: {
         ...config,
         summary: 'Each server under test runs in its own forked process(es) on 127.0.0.1 and is warmed up before it is measured; ' +

@@ -17,7 +17,7 @@ import path from 'node:path'
 import process from 'node:process'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { loadAverage, machine, outputDir, parseArgs, runStamp } from '../lib/config.js'
+import { loadAverage, outputDir, parseArgs, runHeader, runStamp } from '../lib/config.js'
 import { measure } from '../lib/measure.js'
 import { call, forkChild, sleep, stopChild, supervise, tag, waitReady } from '../lib/processes.js'
 import { redisServerInstalled, startRedis } from '../lib/redis-server.js'
@@ -283,13 +283,8 @@ async function main () {
     }
   }
   const results = {
-    date: startedAt.toISOString(),
+    ...runHeader({ startedAt, loadAtStart, command: `node bench/queues/run.js ${argv.join(' ')}`.trim() }),
     quick,
-    command: `node bench/queues/run.js ${argv.join(' ')}`.trim(),
-    durationS: round((Date.now() - t0) / 1000, 1),
-    machine: machine(),
-    loadAverage: { atStart: loadAtStart, atEnd: loadAverage() },
-    node: process.version,
     method: {
       ...config,
       summary: 'Servers and workers run in forked processes of their own on 127.0.0.1; the bench process submits. Pickup latency is from ' +

@@ -45,8 +45,8 @@ export default {
     }
   },
 
-  targets ({ ids, check, plugins, memoryTargets }) {
-    for (const server of plugins) check(server, 'fanout', 'CPU/msg', 'cpuPerMsgUs', 'node-http', 0.4)
+  targets ({ ids, memoryTargets, cpuTargets }) {
+    cpuTargets('fanout')
     for (const id of ids) memoryTargets(id)
   },
 

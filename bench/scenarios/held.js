@@ -64,11 +64,11 @@ export default {
     }
   },
 
-  /** Issue 4's targets against the node:http floor, and the Redis and metrics rows against the memory store. */
-  targets ({ ids, check, plugins, memoryTargets }) {
+  /** Issue 11's CPU targets and issue 4's others, and the Redis and metrics rows against the memory store. */
+  targets ({ ids, check, plugins, memoryTargets, cpuTargets }) {
     for (const id of ids) {
+      cpuTargets(id)
       for (const server of plugins) {
-        check(server, id, 'CPU/msg', 'cpuPerMsgUs', 'node-http', 1.0)
         check(server, id, 'RSS/poll', 'rssPerPoll', 'node-http', 1.15)
         check(server, id, 'p99', 'latencyMs.p99', 'node-http', 1.0)
       }

@@ -52,11 +52,9 @@ export default {
     }
   },
 
-  targets ({ ids, check, plugins, memoryTargets }) {
-    for (const server of plugins) {
-      check(server, 'pingpong', 'CPU/msg', 'cpuPerMsgUs', 'node-http', 1.0)
-      check(server, 'pingpong', 'p99', 'latencyMs.p99', 'node-http', 1.0)
-    }
+  targets ({ ids, check, plugins, memoryTargets, cpuTargets }) {
+    cpuTargets('pingpong')
+    for (const server of plugins) check(server, 'pingpong', 'p99', 'latencyMs.p99', 'node-http', 1.0)
     for (const id of ids) memoryTargets(id)
   },
 

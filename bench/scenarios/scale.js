@@ -16,7 +16,7 @@
 // Results: bench/results/scale-<date>.{json,md} (--out DIR elsewhere).
 import process from 'node:process'
 import { closeClients, merge, split, startClients } from '../lib/clients.js'
-import { loadAverage, machine, outputDir, parseArgs, runStamp } from '../lib/config.js'
+import { loadAverage, outputDir, parseArgs, runHeader, runStamp } from '../lib/config.js'
 import { parseBase, pushAgent, request } from '../lib/http.js'
 import { measure, redisFields } from '../lib/measure.js'
 import { call, supervise, tag } from '../lib/processes.js'
@@ -162,12 +162,7 @@ export async function runScale (argv) {
 
     const results = {
       kind: 'scale',
-      date: startedAt.toISOString(),
-      command: `node bench/run.js ${argv.join(' ')}`.trim(),
-      durationS: round((Date.now() - t0) / 1000, 1),
-      machine: machine(),
-      loadAverage: { atStart: loadAtStart, atEnd: loadAverage() },
-      node: process.version,
+      ...runHeader({ startedAt, loadAtStart, command: `node bench/run.js ${argv.join(' ')}`.trim() }),
       method: {
         ...config,
         bounds,
