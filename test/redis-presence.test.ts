@@ -16,7 +16,10 @@ t.test('Redis', async (t) => {
     const channel = 'user.7'
     t.equal(await a.app.longpoll.online(channel), false)
     t.equal((await a.app.longpoll.push(channel, 'nobody')).online, false)
-    const held = poll(b.base, { channel, cursor: 'latest', timeout: 20_000 })
+    // A concrete cursor, not `latest`: a held poll counts from its arrival, and `latest` is resolved by its first
+    // read, which a push racing it could precede (then the poll would wait for the next message).
+    const { cursor } = (await poll(b.base, { channel, cursor: 'latest', timeout: 0 })).body
+    const held = poll(b.base, { channel, cursor, timeout: 20_000 })
     await heldPolls(b.app, 1)
     // The poll counts once its SUBSCRIBE is confirmed, which happens before it is held.
     t.equal(await a.app.longpoll.online(channel), true)
