@@ -6,6 +6,7 @@
 //   npm run build && node bench/profile-path.js [--servers node-http,fastify-map,memory,redis]
 //       [--scenarios held,pingpong,fanout] [--mode callgrind|cpu] [--held 100] [--rounds 2] [--channels 20]
 //       [--messages 300] [--fanout 500] [--warmup 3000] [--package DIR] [--cpu-prof] [--keep] [--perf-map] [--json FILE]
+//       [--free-ticks]
 //
 // Each server runs in a fresh process of its own (the same servers as bench/server.js: the node:http floor, the
 // Fastify + Map baseline, the plugin on memory, the plugin on one Redis instance), under
@@ -24,6 +25,7 @@
 //             is delivered, until `--messages` are delivered in all.
 //   fanout    `--fanout` polls on one channel, one push; measured from the push to the last answer (no
 //             re-polls), `--rounds` times.
+import { createHook } from 'node:async_hooks'
 import { execFile, fork, spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -42,6 +44,7 @@ const value = (name, fallback) => {
 // ——— the server side (a forked child) ———
 
 async function serve (kind) {
+  if (process.env.BENCH_FREE_TICKS !== '1') pinTickObject()
   process.on('disconnect', () => process.exit(0))
   process.on('SIGTERM', () => process.exit(0))
   const server = await startServer(kind)
@@ -56,6 +59,25 @@ async function serve (kind) {
     } else if (msg?.cmd === 'stop') server.close().finally(() => process.exit(0))
   })
   process.send({ ready: true, port: server.port })
+}
+
+/**
+ * Keeps one of process.nextTick's tick objects alive in every server, whatever its kind. nextTick builds each one
+ * with an object literal of computed keys, whose feedback V8 keeps monomorphic only while the literal's maps are
+ * alive: a full GC at a moment when no tick object exists (an idle timer's, `global.gc()`) collects them, the
+ * next nextTick sees new maps, the feedback turns megamorphic for good, and from then on every nextTick makes 3
+ * runtime calls (Runtime_DefineKeyedOwnPropertyInLiteral) — ~44 per message in held. Which server ends up that way
+ * is luck of GC timing; pinning one tick object keeps every server out of it, so that servers are compared alike.
+ * `--free-ticks` measures without (notes/p-ic-README.md).
+ */
+function pinTickObject () {
+  const hook = createHook({
+    init (_id, type, _trigger, resource) {
+      if (type === 'TickObject' && globalThis.__benchPinnedTick === undefined) globalThis.__benchPinnedTick = resource
+    }
+  }).enable()
+  process.nextTick(() => {})
+  hook.disable()
 }
 
 async function startServer (kind) {
@@ -193,7 +215,7 @@ async function launch (kind, mode, outDir, redis) {
   }
   const outFile = path.join(outDir, `${stamp}.out`)
   const options = {
-    env: { ...process.env, NODE_ENV: 'production', REDIS_URL: redis?.url ?? '', BENCH_PACKAGE: value('package', process.env.BENCH_PACKAGE ?? '') },
+    env: { ...process.env, NODE_ENV: 'production', BENCH_FREE_TICKS: args.includes('--free-ticks') ? '1' : '0', REDIS_URL: redis?.url ?? '', BENCH_PACKAGE: value('package', process.env.BENCH_PACKAGE ?? '') },
     stdio: ['ignore', process.env.BENCH_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc']
   }
   if (mode === 'callgrind') {
@@ -227,9 +249,16 @@ async function launch (kind, mode, outDir, redis) {
     kind,
     port,
     ask,
-    async on () {
-      // A full GC first, so that the measured phase does not inherit a major collection the warm-up made due.
+    /**
+     * A full GC, so that the measured phase does not inherit a major collection the warm-up made due. It is
+     * followed by more warm-up, never straight by the measurement: a full GC collects the maps of objects that
+     * have no instance at that moment, which deoptimizes the code that embeds them, and the measured phase would
+     * count V8 optimizing it again.
+     */
+    async gc () {
       await ask('gc')
+    },
+    async on () {
       if (mode === 'callgrind') await control('-i', 'on')
       else started = (await ask('cpu')).cpu
     },
@@ -350,6 +379,9 @@ async function release (server, channels) {
   await until(async () => (await server.ask('held')).held === 0, 'every poll to be released')
 }
 
+/** Messages delivered after the full GC that follows the warm-up, before the measured phase (see `gc`). */
+const REWARM = 1000
+
 async function run (scenario, server, config) {
   const counts = newCounts()
   const tag = `${scenario}-${Date.now().toString(36)}`
@@ -399,6 +431,8 @@ async function run (scenario, server, config) {
     // Warm-up with instrumentation off, long enough that the measured phase runs optimized code rather than
     // counting V8's baseline code and its optimizing compiler's threads.
     await phase(Math.ceil(config.warmup / n))
+    await server.gc()
+    await phase(Math.ceil(Math.min(config.warmup, REWARM) / n))
     const per = scenario === 'held' ? config.rounds : Math.ceil(config.messages / n)
     const before = counts.delivered
     await server.on()
@@ -415,11 +449,12 @@ async function run (scenario, server, config) {
     const channel = `${tag}-all`
     let delivered = 0
     let cursor = 'latest'
-    const warmups = Math.ceil(config.warmup / config.fanout)
+    const warmups = Math.max(2, Math.ceil(config.warmup / config.fanout))
     for (let round = -warmups; round < config.rounds; round++) { // warm-up rounds with instrumentation off
       const pollers = await open(server, Array.from({ length: config.fanout }, () => channel), counts, cursor)
       for (const p of pollers) p.again = false
       const target = counts.delivered + config.fanout
+      if (round === -Math.ceil(REWARM / config.fanout)) await server.gc() // then REWARM messages more before the measured rounds
       if (round >= 0) await server.on()
       await push(server.port, channel, round + warmups + 1)
       await until(async () => { check(); return counts.delivered >= target }, 'the fan-out\'s deliveries')
