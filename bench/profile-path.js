@@ -250,10 +250,10 @@ async function launch (kind, mode, outDir, redis) {
     port,
     ask,
     /**
-     * A full GC, so that the measured phase does not inherit a major collection the warm-up made due. It is
-     * followed by more warm-up, never straight by the measurement: a full GC collects the maps of objects that
-     * have no instance at that moment, which deoptimizes the code that embeds them, and the measured phase would
-     * count V8 optimizing it again.
+     * A full GC, so that the measured phase does not inherit a major collection the warm-up made due. It comes
+     * before the warm-up's last REWARM messages, never straight before the measurement: a full GC collects the
+     * maps of objects that have no instance at that moment, which deoptimizes the code that embeds them, and the
+     * measured phase would count V8 optimizing it again.
      */
     async gc () {
       await ask('gc')
@@ -379,8 +379,12 @@ async function release (server, channels) {
   await until(async () => (await server.ask('held')).held === 0, 'every poll to be released')
 }
 
-/** Messages delivered after the full GC that follows the warm-up, before the measured phase (see `gc`). */
-const REWARM = 1000
+/**
+ * The last messages of the warm-up, delivered after its full GC (see `gc`): the GC deoptimizes some 35 functions
+ * of Node's http and streams (`--trace-deopt`: "weak objects"), and with 1,000 messages after it some of them
+ * were still being optimized again inside the measured window.
+ */
+const REWARM = 3000
 
 async function run (scenario, server, config) {
   const counts = newCounts()
@@ -430,7 +434,7 @@ async function run (scenario, server, config) {
     }
     // Warm-up with instrumentation off, long enough that the measured phase runs optimized code rather than
     // counting V8's baseline code and its optimizing compiler's threads.
-    await phase(Math.ceil(config.warmup / n))
+    await phase(Math.ceil(Math.max(0, config.warmup - REWARM) / n))
     await server.gc()
     await phase(Math.ceil(Math.min(config.warmup, REWARM) / n))
     const per = scenario === 'held' ? config.rounds : Math.ceil(config.messages / n)
@@ -454,7 +458,7 @@ async function run (scenario, server, config) {
       const pollers = await open(server, Array.from({ length: config.fanout }, () => channel), counts, cursor)
       for (const p of pollers) p.again = false
       const target = counts.delivered + config.fanout
-      if (round === -Math.ceil(REWARM / config.fanout)) await server.gc() // then REWARM messages more before the measured rounds
+      if (round === -Math.min(warmups, Math.ceil(REWARM / config.fanout))) await server.gc() // then REWARM messages before the measured rounds
       if (round >= 0) await server.on()
       await push(server.port, channel, round + warmups + 1)
       await until(async () => { check(); return counts.delivered >= target }, 'the fan-out\'s deliveries')
