@@ -25,7 +25,6 @@
 //             is delivered, until `--messages` are delivered in all.
 //   fanout    `--fanout` polls on one channel, one push; measured from the push to the last answer (no
 //             re-polls), `--rounds` times.
-import { createHook } from 'node:async_hooks'
 import { execFile, fork, spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -33,6 +32,7 @@ import net from 'node:net'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pinTickObject } from './lib/pin-tick.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -44,7 +44,7 @@ const value = (name, fallback) => {
 // ——— the server side (a forked child) ———
 
 async function serve (kind) {
-  if (process.env.BENCH_FREE_TICKS !== '1') pinTickObject()
+  pinTickObject() // every server alike: bench/lib/pin-tick.js (--free-ticks: not)
   process.on('disconnect', () => process.exit(0))
   process.on('SIGTERM', () => process.exit(0))
   const server = await startServer(kind)
@@ -59,25 +59,6 @@ async function serve (kind) {
     } else if (msg?.cmd === 'stop') server.close().finally(() => process.exit(0))
   })
   process.send({ ready: true, port: server.port })
-}
-
-/**
- * Keeps one of process.nextTick's tick objects alive in every server, whatever its kind. nextTick builds each one
- * with an object literal of computed keys, whose feedback V8 keeps monomorphic only while the literal's maps are
- * alive: a full GC at a moment when no tick object exists (an idle timer's, `global.gc()`) collects them, the
- * next nextTick sees new maps, the feedback turns megamorphic for good, and from then on every nextTick makes 3
- * runtime calls (Runtime_DefineKeyedOwnPropertyInLiteral) — ~44 per message in held. Which server ends up that way
- * is luck of GC timing; pinning one tick object keeps every server out of it, so that servers are compared alike.
- * `--free-ticks` measures without (notes/p-ic-README.md).
- */
-function pinTickObject () {
-  const hook = createHook({
-    init (_id, type, _trigger, resource) {
-      if (type === 'TickObject' && globalThis.__benchPinnedTick === undefined) globalThis.__benchPinnedTick = resource
-    }
-  }).enable()
-  process.nextTick(() => {})
-  hook.disable()
 }
 
 async function startServer (kind) {
