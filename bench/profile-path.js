@@ -6,6 +6,7 @@
 //   npm run build && node bench/profile-path.js [--servers node-http,fastify-map,memory,redis]
 //       [--scenarios held,pingpong,fanout] [--mode callgrind|cpu] [--held 100] [--rounds 2] [--channels 20]
 //       [--messages 300] [--fanout 500] [--warmup 3000] [--package DIR] [--cpu-prof] [--keep] [--perf-map] [--json FILE]
+//       [--free-ticks]
 //
 // Each server runs in a fresh process of its own (the same servers as bench/server.js: the node:http floor, the
 // Fastify + Map baseline, the plugin on memory, the plugin on one Redis instance), under
@@ -31,6 +32,7 @@ import net from 'node:net'
 import path from 'node:path'
 import process from 'node:process'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { pinTickObject } from './lib/pin-tick.js'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -42,6 +44,7 @@ const value = (name, fallback) => {
 // ——— the server side (a forked child) ———
 
 async function serve (kind) {
+  pinTickObject() // every server alike: bench/lib/pin-tick.js (--free-ticks: not)
   process.on('disconnect', () => process.exit(0))
   process.on('SIGTERM', () => process.exit(0))
   const server = await startServer(kind)
@@ -193,7 +196,7 @@ async function launch (kind, mode, outDir, redis) {
   }
   const outFile = path.join(outDir, `${stamp}.out`)
   const options = {
-    env: { ...process.env, NODE_ENV: 'production', REDIS_URL: redis?.url ?? '', BENCH_PACKAGE: value('package', process.env.BENCH_PACKAGE ?? '') },
+    env: { ...process.env, NODE_ENV: 'production', BENCH_FREE_TICKS: args.includes('--free-ticks') ? '1' : '0', REDIS_URL: redis?.url ?? '', BENCH_PACKAGE: value('package', process.env.BENCH_PACKAGE ?? '') },
     stdio: ['ignore', process.env.BENCH_NODE_ARGS ? 'inherit' : 'ignore', 'inherit', 'ipc']
   }
   if (mode === 'callgrind') {
@@ -227,9 +230,16 @@ async function launch (kind, mode, outDir, redis) {
     kind,
     port,
     ask,
-    async on () {
-      // A full GC first, so that the measured phase does not inherit a major collection the warm-up made due.
+    /**
+     * A full GC, so that the measured phase does not inherit a major collection the warm-up made due. It comes
+     * before the warm-up's last REWARM messages, never straight before the measurement: a full GC collects the
+     * maps of objects that have no instance at that moment, which deoptimizes the code that embeds them, and the
+     * measured phase would count V8 optimizing it again.
+     */
+    async gc () {
       await ask('gc')
+    },
+    async on () {
       if (mode === 'callgrind') await control('-i', 'on')
       else started = (await ask('cpu')).cpu
     },
@@ -350,6 +360,13 @@ async function release (server, channels) {
   await until(async () => (await server.ask('held')).held === 0, 'every poll to be released')
 }
 
+/**
+ * The last messages of the warm-up, delivered after its full GC (see `gc`): the GC deoptimizes some 35 functions
+ * of Node's http and streams (`--trace-deopt`: "weak objects"), and with 1,000 messages after it some of them
+ * were still being optimized again inside the measured window.
+ */
+const REWARM = 3000
+
 async function run (scenario, server, config) {
   const counts = newCounts()
   const tag = `${scenario}-${Date.now().toString(36)}`
@@ -398,7 +415,9 @@ async function run (scenario, server, config) {
     }
     // Warm-up with instrumentation off, long enough that the measured phase runs optimized code rather than
     // counting V8's baseline code and its optimizing compiler's threads.
-    await phase(Math.ceil(config.warmup / n))
+    await phase(Math.ceil(Math.max(0, config.warmup - REWARM) / n))
+    await server.gc()
+    await phase(Math.ceil(Math.min(config.warmup, REWARM) / n))
     const per = scenario === 'held' ? config.rounds : Math.ceil(config.messages / n)
     const before = counts.delivered
     await server.on()
@@ -415,11 +434,12 @@ async function run (scenario, server, config) {
     const channel = `${tag}-all`
     let delivered = 0
     let cursor = 'latest'
-    const warmups = Math.ceil(config.warmup / config.fanout)
+    const warmups = Math.max(2, Math.ceil(config.warmup / config.fanout))
     for (let round = -warmups; round < config.rounds; round++) { // warm-up rounds with instrumentation off
       const pollers = await open(server, Array.from({ length: config.fanout }, () => channel), counts, cursor)
       for (const p of pollers) p.again = false
       const target = counts.delivered + config.fanout
+      if (round === -Math.min(warmups, Math.ceil(REWARM / config.fanout))) await server.gc() // then REWARM messages before the measured rounds
       if (round >= 0) await server.on()
       await push(server.port, channel, round + warmups + 1)
       await until(async () => { check(); return counts.delivered >= target }, 'the fan-out\'s deliveries')

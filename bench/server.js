@@ -5,12 +5,15 @@
 //   node --expose-gc bench/server.js <kind>        kind: memory | memory-metrics | redis | node-http | fastify-map
 //                                                  | cluster-example (examples/cluster/server.js's app, routes under /lp)
 //   env REDIS_URL for kind=redis and cluster-example; env BENCH_PACKAGE=DIR to load the plugin from a patched build;
-//   env BENCH_MAX_TIMEOUT (cluster-example): the plugin's maxTimeout
+//   env BENCH_MAX_TIMEOUT (cluster-example): the plugin's maxTimeout; env BENCH_FREE_TICKS=1: no pinned tick object
+//   (bench/lib/pin-tick.js)
 import { readdirSync } from 'node:fs'
 import path from 'node:path'
 import process from 'node:process'
 import { pathToFileURL } from 'node:url'
+import { pinTickObject } from './lib/pin-tick.js'
 
+pinTickObject() // every server kind alike, before it loads anything (bench/lib/pin-tick.js)
 const kind = process.argv[2]
 if (typeof process.send !== 'function') {
   console.error('bench/server.js is forked by bench/run.js (it needs an IPC channel)')
