@@ -1,6 +1,7 @@
 // Load-generating client processes (bench/client.js) and the sums of what they report.
 import path from 'node:path'
 import { benchDir } from './config.js'
+import { measure } from './measure.js'
 import { call, forkChild, waitReady } from './processes.js'
 
 /** Forks `count` client processes (each holds at most `perClient` polls: the fd limit is per process). */
@@ -37,4 +38,16 @@ export function merge (parts) {
     for (const l of p.latencies) out.latencies.push(l)
   }
   return out
+}
+
+/**
+ * The suite's push phase (held, multiplex): one push per channel of every client's polls at `config.pushRate`/s in
+ * all, measured on `set` (and `redis`, or null). Resolves `{ m: measure's result, r: the clients' counts merged,
+ * pushMs: the longest client's push time }`.
+ */
+export async function pushEachChannel (config, set, redis, clients) {
+  const workers = clients.length
+  const m = await measure({ stats: set.stats, redis }, () =>
+    Promise.all(clients.map((c) => call(c, { cmd: 'push', rate: config.pushRate / workers, window: Math.ceil(config.pushWindow / workers), maxMs: config.pushMaxMs, rounds: 1, drainMs: 10_000, payload: config.payload }, 300_000))))
+  return { m, r: merge(m.result), pushMs: Math.max(...m.result.map((p) => p.pushMs)) }
 }

@@ -1,8 +1,8 @@
 // held: N polls, one channel each, held at once; then one push per channel in turn at up to `pushRate`/s, with at
 // most `pushWindow` messages in flight. Reports server RSS per held poll (idle → all held, both after a forced GC),
 // push→delivery latency, and server CPU per delivered message (push, wake-up, answer and re-poll).
-import { closeClients, merge, split, startClients } from '../lib/clients.js'
-import { measure, redisFields } from '../lib/measure.js'
+import { closeClients, pushEachChannel, split, startClients } from '../lib/clients.js'
+import { redisFields } from '../lib/measure.js'
 import { call, tag } from '../lib/processes.js'
 import { percentiles, round } from '../lib/stats.js'
 
@@ -27,10 +27,7 @@ export default {
       const openMs = performance.now() - opening
       const full = await set.stats(true)
       log(`${set.def.id}: held ${n}: ${heldNow} held after ${Math.round(openMs)} ms; RSS ${mib(idle.rss)} -> ${mib(full.rss)} MiB; pushing at ${config.pushRate}/s`)
-      const m = await measure({ stats: set.stats, redis: set.def.redis ? redis : null }, () =>
-        Promise.all(clients.map((c) => call(c, { cmd: 'push', rate: config.pushRate / workers, window: Math.ceil(config.pushWindow / workers), maxMs: config.pushMaxMs, rounds: 1, drainMs: 10_000, payload: config.payload }, 300_000))))
-      const r = merge(m.result)
-      const pushMs = Math.max(...m.result.map((p) => p.pushMs))
+      const { m, r, pushMs } = await pushEachChannel(config, set, set.def.redis ? redis : null, clients)
       const row = {
         n,
         heldReached: heldNow,

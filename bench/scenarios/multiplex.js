@@ -5,8 +5,8 @@
 //
 // N is 1,500, not the 2,000 of issue 8: ten one-channel polls per client are 10 sockets per client on the server,
 // and 20,000 would exceed the fd limit of one process here (20,000, hard).
-import { closeClients, merge, split, startClients } from '../lib/clients.js'
-import { measure, redisFields } from '../lib/measure.js'
+import { closeClients, pushEachChannel, split, startClients } from '../lib/clients.js'
+import { redisFields } from '../lib/measure.js'
 import { call, tag } from '../lib/processes.js'
 import { percentiles, round } from '../lib/stats.js'
 
@@ -34,10 +34,7 @@ export default {
       await Promise.all(split(polls, workers).map((part, i) => call(clients[i], { cmd: 'open', bases: set.bases, channels: part, timeout: config.pollTimeoutMs }, 120_000)))
       const heldNow = await set.waitHeld(polls.length, 30_000)
       const full = await set.stats(true)
-      const m = await measure({ stats: set.stats, redis: set.def.redis ? redis : null }, () =>
-        Promise.all(clients.map((c) => call(c, { cmd: 'push', rate: config.pushRate / workers, window: Math.ceil(config.pushWindow / workers), maxMs: config.pushMaxMs, rounds: 1, drainMs: 10_000, payload: config.payload }, 300_000))))
-      const r = merge(m.result)
-      const pushMs = Math.max(...m.result.map((p) => p.pushMs))
+      const { m, r, pushMs } = await pushEachChannel(config, set, set.def.redis ? redis : null, clients)
       const row = {
         clients: n,
         channelsPerClient: CHANNELS_PER_CLIENT,
